@@ -1,0 +1,13 @@
+# Training and evaluation settings shared by every method (paper Sec. 5.1: BertAdam, lr 1e-4, warm-up 0.1).
+train = dict(
+    epochs=40,
+    batch_size=128,
+    lr=1e-4,
+    warmup_ratio=0.1,  # linear warm-up over this share of all steps, then linear decay (BertAdam's warmup_linear)
+    weight_decay=0.01,
+    grad_clip=1.0,
+    num_workers=0,
+)
+loss = dict(box_weight=5.0, cls_weight=1.0)  # Eq. 13-14; the paper weights the MSE term by 5
+head = dict(cls_hidden=(512, 256), box_hidden=(512, 128), dropout=0.2, box_activation="sigmoid")
+eval = dict(splits=("val", "test"), average="weighted", iou_gate=None, batch_size=64)

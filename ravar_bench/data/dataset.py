@@ -1,0 +1,138 @@
+"""ClipDataset: instances -> samples holding only what a method needs, and the batch collate."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from .ava import NUM_CLASSES
+from .coco import COCO_ID
+from .frames import FrameLayout, normalise, read_frame, resize_uint8, sample_indices
+from .refava import Instance
+
+log = logging.getLogger(__name__)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
+
+    ``needs``: the batch keys the method asks for; the clip is decoded only when "video" is needed,
+    the key frame only when "keyframe" is. Decoded, resized uint8 clips are kept in memory when
+    ``data.cache_decoded`` (default on: the embedded data is small; switch off for the full release).
+    Missing frames are found up front: an error naming the path, or with ``skip_missing_frames`` a
+    counted skip listed in ``self.skipped``.
+    """
+
+    def __init__(self, instances: list[Instance], root: str | Path, data: dict, needs, detections: dict | None = None,
+                 skip_missing_frames: bool = False):
+        self.root = Path(root)
+        self.frames_dir = self.root / "frames"
+        lay = {k: data[k] for k in ("pattern", "fps", "start_second", "index_offset", "window") if k in data}
+        self.layout = FrameLayout(**lay)
+        self.T, self.stride = int(data["num_frames"]), int(data["frame_stride"])
+        self.size, self.key_size = data["img_size"], data.get("keyframe_size", data["img_size"])
+        self.mean, self.std = data["mean"], data["std"]
+        self.num_dets = int(data.get("num_dets", 16))
+        self.cache_decoded = bool(data.get("cache_decoded", True))
+        self.needs = frozenset(needs)
+        if "detections" in self.needs and detections is None:
+            raise ValueError("this method needs key-frame detections but no detections cache was given")
+        self.detections = detections
+        self._cache: dict = {}
+        self.skipped: list[tuple[str, str]] = []
+        self.instances = self._check_frames(instances, skip_missing_frames)
+
+    def _frame_indices(self, inst: Instance) -> list[int]:
+        return sample_indices(self.layout.key_index(inst.timestamp), self.T, self.stride, self.layout.window,
+                              first_index=self.layout.index_offset)
+
+    def _paths_needed(self, inst: Instance) -> list[Path]:
+        idx = []
+        if "video" in self.needs:
+            idx += self._frame_indices(inst)
+        if "keyframe" in self.needs:
+            idx.append(self.layout.key_index(inst.timestamp))
+        return [self.layout.path(self.frames_dir, inst.video_id, i) for i in dict.fromkeys(idx)]
+
+    def _check_frames(self, instances, skip):
+        ok, seen_clip = [], {}
+        for inst in instances:
+            ck = inst.clip_key
+            if ck not in seen_clip:
+                seen_clip[ck] = next((p for p in self._paths_needed(inst) if not p.is_file()), None)
+            missing = seen_clip[ck]
+            if missing is None:
+                ok.append(inst)
+            elif skip:
+                self.skipped.append((inst.key, f"frame missing: {missing}"))
+            else:
+                raise FileNotFoundError(f"frame missing: {missing} (instance {inst.key}); prepare the frames with "
+                                        f"tools/prepare_refava.py, or pass --skip-missing-frames to count and skip")
+        if self.skipped:
+            log.warning("skipped %d instances with missing frames (first: %s)", len(self.skipped), self.skipped[0][1])
+        return ok
+
+    def __len__(self):
+        return len(self.instances)
+
+    def _clip(self, inst: Instance) -> torch.Tensor:
+        ck = ("video", inst.clip_key)
+        if ck in self._cache:
+            return self._cache[ck]
+        frames = torch.stack([read_frame(self.layout.path(self.frames_dir, inst.video_id, i))
+                              for i in self._frame_indices(inst)])
+        clip = resize_uint8(frames, self.size)
+        if self.cache_decoded:
+            self._cache[ck] = clip
+        return clip
+
+    def _keyframe(self, inst: Instance) -> torch.Tensor:
+        ck = ("key", inst.clip_key)
+        if ck in self._cache:
+            return self._cache[ck]
+        kf = resize_uint8(read_frame(self.layout.path(self.frames_dir, inst.video_id,
+                                                      self.layout.key_index(inst.timestamp))), self.key_size)
+        if self.cache_decoded:
+            self._cache[ck] = kf
+        return kf
+
+    def _dets(self, inst: Instance) -> dict:
+        rows = self.detections.get(inst.key)
+        if rows is None:
+            rows = self.detections.get(inst.clip_key, [])
+        rows = sorted(rows, key=lambda r: -r[4])[: self.num_dets]
+        n = self.num_dets
+        boxes, scores = torch.zeros(n, 4), torch.zeros(n)
+        mask, cats = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long)
+        names = ["N/A"] * n
+        for k, r in enumerate(rows):
+            boxes[k] = torch.tensor(r[:4], dtype=torch.float32)
+            scores[k], mask[k], cats[k], names[k] = float(r[4]), True, COCO_ID[r[5]], r[5]
+        return {"boxes": boxes, "scores": scores, "mask": mask, "cat_ids": cats, "cat_names": names}
+
+    def __getitem__(self, i: int) -> dict:
+        inst = self.instances[i]
+        labels = torch.zeros(NUM_CLASSES)
+        labels[[a - 1 for a in inst.actions]] = 1.0
+        item = {"key": inst.key, "text": inst.text, "labels": labels, "box": torch.tensor(inst.box, dtype=torch.float32)}
+        if "video" in self.needs:
+            item["video"] = self._clip(inst)  # uint8; normalised in collate (one op per batch)
+        if "keyframe" in self.needs:
+            item["keyframe"] = self._keyframe(inst)
+        if "detections" in self.needs:
+            item["detections"] = self._dets(inst)
+        return item
+
+    def collate(self, items: list[dict]) -> dict:
+        out = {"key": [it["key"] for it in items], "text": [it["text"] for it in items],
+               "labels": torch.stack([it["labels"] for it in items]), "box": torch.stack([it["box"] for it in items])}
+        if "video" in items[0]:
+            out["video"] = normalise(torch.stack([it["video"] for it in items]), self.mean, self.std)
+        if "keyframe" in items[0]:
+            out["keyframe"] = normalise(torch.stack([it["keyframe"] for it in items]), self.mean, self.std)
+        if "detections" in items[0]:
+            d = [it["detections"] for it in items]
+            out["detections"] = {k: torch.stack([x[k] for x in d]) for k in ("boxes", "scores", "mask", "cat_ids")}
+            out["detections"]["cat_names"] = [x["cat_names"] for x in d]
+        return out

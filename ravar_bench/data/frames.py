@@ -1,0 +1,80 @@
+"""AVA frame layout and clip sampling.
+
+AVA movies are cut to seconds 900..1800 and decoded at 30 fps; the key frame of second t has index
+(t - start_second) * fps + index_offset in DIR/frames/<video_id>/image_%06d.jpg (the authors' layout).
+A clip is T DISTINCT frames at a stride, centred on the key frame, clamped to the window of
+``window`` frames around it (90 = 3 s: the released loader meant that window but read one frame 90 times).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameLayout:
+    pattern: str = "{video_id}/image_{index:06d}.jpg"
+    fps: int = 30
+    start_second: int = 900
+    index_offset: int = 1
+    window: int = 90  # frames around the key frame a clip may use: [key - window//2, key + window//2 - 1]
+
+    def key_index(self, timestamp: int) -> int:
+        return (timestamp - self.start_second) * self.fps + self.index_offset
+
+    def path(self, frames_dir: Path, video_id: str, index: int) -> Path:
+        return frames_dir / self.pattern.format(video_id=video_id, index=index)
+
+
+def sample_indices(key_index: int, num_frames: int, stride: int, window: int, first_index: int = 1) -> list[int]:
+    """T frame indices at ``stride`` centred on ``key_index`` (the key frame is index T//2), clamped to the window.
+
+    Raises when T frames at that stride cannot be distinct inside the window, rather than silently
+    repeating frames (the released loader's bug).
+    """
+    if num_frames < 1 or stride < 1:
+        raise ValueError(f"num_frames and frame_stride must be >= 1, got {num_frames}, {stride}")
+    if (num_frames - 1) * stride + 1 > window:
+        raise ValueError(f"{num_frames} frames at stride {stride} span {(num_frames - 1) * stride + 1} frames, more "
+                         f"than the {window}-frame window around the key frame; lower data.frame_stride")
+    lo = max(first_index, key_index - window // 2)
+    hi = key_index + (window - window // 2) - 1
+    idx = [key_index + (k - num_frames // 2) * stride for k in range(num_frames)]
+    # shift (not clamp per frame) so the frames stay distinct when the window is cut at the movie's start
+    if idx[0] < lo:
+        idx = [i + (lo - idx[0]) for i in idx]
+    if idx[-1] > hi:
+        idx = [i - (idx[-1] - hi) for i in idx]
+    return idx
+
+
+def read_frame(path: Path) -> torch.Tensor:
+    """uint8 (3, H, W); a missing or undecodable file is an error naming the path."""
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"frame missing: {path}")
+    try:
+        return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise RuntimeError(f"frame unreadable (not a valid JPEG): {path}: {e}") from None
+
+
+def resize_uint8(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """(..., 3, H, W) uint8 -> (..., 3, S, S) uint8, bilinear with antialias."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(frames.shape[-2:]) == hw:
+        return frames
+    lead = frames.shape[:-3]
+    x = frames.reshape(-1, *frames.shape[-3:]).float()
+    x = F.interpolate(x, size=hw, mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).reshape(*lead, 3, *hw)
+
+
+def normalise(frames: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (frames.float() / 255.0 - m) / s

@@ -1,0 +1,193 @@
+"""The RefAVA annotations as released: three pickles per split, joined BY KEY and validated.
+
+    DIR/annotations/{split}_set_keyframe_crr_final.pkl     key -> list of boxes, [0] used (x1, y1, x2, y2 in [0, 1])
+    DIR/annotations/{split}_set_label_crr_final.pkl        key -> list of AVA action ids (1..80)
+    DIR/annotations/{split}_set_description_crr_final.pkl  key -> list of strings, [0] is the reference
+
+key = "<video_id>___<timestamp>___<person_id>". The authors' loader zips the three dicts' values in
+iteration order; we join by key and report keys that any file lacks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .ava import NUM_CLASSES
+from .safe_pickle import safe_load
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+KINDS = ("keyframe", "label", "description")
+KEY_SEP = "___"
+
+
+class AnnotationError(ValueError):
+    """A bad annotation: the message names the file, the key and the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    key: str
+    video_id: str
+    timestamp: int
+    person_id: str
+    box: tuple[float, float, float, float]
+    actions: tuple[int, ...]  # AVA ids 1..80
+    text: str
+
+    @property
+    def clip_key(self) -> str:
+        return f"{self.video_id}{KEY_SEP}{self.timestamp}"
+
+
+@dataclasses.dataclass
+class LoadReport:
+    split: str
+    loaded: int = 0
+    missing: dict = dataclasses.field(default_factory=dict)  # kind -> keys absent from that file
+    skipped: list = dataclasses.field(default_factory=list)  # (key, reason) of invalid rows skipped on request
+
+    def summary(self) -> str:
+        miss = ", ".join(f"{len(v)} keys missing from the {k} file" for k, v in self.missing.items() if v)
+        return (f"{self.split}: {self.loaded} instances" + (f"; {miss}" if miss else "")
+                + (f"; {len(self.skipped)} invalid rows skipped" if self.skipped else ""))
+
+
+def annotation_path(root: str | Path, split: str, kind: str) -> Path:
+    return Path(root) / "annotations" / f"{split}_set_{kind}_crr_final.pkl"
+
+
+def parse_key(key: str, where: str) -> tuple[str, int, str]:
+    parts = key.rsplit(KEY_SEP, 2) if isinstance(key, str) else []
+    if len(parts) != 3 or not parts[0]:
+        raise AnnotationError(f"{where}: key {key!r} is not '<video_id>___<timestamp>___<person_id>'")
+    try:
+        t = int(float(parts[1]))
+    except ValueError:
+        raise AnnotationError(f"{where}: key {key!r}: timestamp {parts[1]!r} is not a number") from None
+    return parts[0], t, parts[2]
+
+
+def _first(value, where: str, field: str):
+    if isinstance(value, np.ndarray) and value.ndim == 2:
+        value = list(value)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray, str)):
+        return value[0]
+    if isinstance(value, (list, tuple)) and not value:
+        raise AnnotationError(f"{where}: field '{field}' is an empty list")
+    return value
+
+
+def validate_box(value, where: str) -> tuple[float, float, float, float]:
+    box = _first(value, where, "box")
+    try:
+        b = [float(v) for v in np.asarray(box, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{where}: field 'box' is not numeric: {box!r}") from None
+    if len(b) != 4:
+        raise AnnotationError(f"{where}: field 'box' needs 4 values x1, y1, x2, y2, got {len(b)}: {b}")
+    if not all(math.isfinite(v) for v in b):
+        raise AnnotationError(f"{where}: field 'box' has a non-finite value: {b}")
+    if not all(0.0 <= v <= 1.0 for v in b):
+        raise AnnotationError(f"{where}: field 'box' must be normalised to [0, 1], got {b}")
+    if not (b[0] < b[2] and b[1] < b[3]):
+        raise AnnotationError(f"{where}: field 'box' needs x1 < x2 and y1 < y2, got {b}")
+    return tuple(b)
+
+
+def validate_actions(value, where: str) -> tuple[int, ...]:
+    vals = np.asarray(value).reshape(-1).tolist() if not isinstance(value, (list, tuple)) else list(value)
+    if not vals:
+        raise AnnotationError(f"{where}: field 'actions' is empty; every instance needs at least one action id")
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or float(v) != int(v):
+            raise AnnotationError(f"{where}: field 'actions' holds {v!r}, not an integer action id")
+        if not 1 <= int(v) <= NUM_CLASSES:
+            raise AnnotationError(f"{where}: field 'actions' holds unknown AVA action id {int(v)} (valid: 1..80)")
+        out.append(int(v))
+    return tuple(sorted(set(out)))
+
+
+def validate_text(value, where: str) -> str:
+    text = _first(value, where, "text")
+    if not isinstance(text, str):
+        raise AnnotationError(f"{where}: field 'text' is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise AnnotationError(f"{where}: field 'text' is empty; every instance needs a referring sentence")
+    return text.strip()
+
+
+def build_instance(key: str, box, actions, text, where: str) -> Instance:
+    vid, t, pid = parse_key(key, where)
+    return Instance(key, vid, t, pid, validate_box(box, where), validate_actions(actions, where),
+                    validate_text(text, where))
+
+
+def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tuple[list[Instance], LoadReport]:
+    """Instances of ``split`` in sorted key order, and a report of what was missing or skipped.
+
+    Invalid rows raise :class:`AnnotationError` (naming file, key and field) unless ``skip_invalid``,
+    which counts them in the report instead. Keys absent from any of the three files are always
+    reported (logged and in the report) and left out.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    paths = {k: annotation_path(root, split, k) for k in KINDS}
+    dicts = {}
+    for kind, p in paths.items():
+        if not p.is_file():
+            raise FileNotFoundError(f"RefAVA annotation file missing: {p}")
+        d = safe_load(p)
+        if not isinstance(d, dict):
+            raise AnnotationError(f"{p}: expected a dict key -> value, got {type(d).__name__}")
+        dicts[kind] = d
+    keys = set().union(*(d.keys() for d in dicts.values()))
+    report = LoadReport(split)
+    for kind, d in dicts.items():
+        absent = sorted(keys - d.keys())
+        report.missing[kind] = absent
+        if absent:
+            log.warning("%s: %d keys present in other files are missing here, e.g. %s", paths[kind], len(absent), absent[:3])
+    common = sorted(k for k in keys if all(k in d for d in dicts.values()))
+    out = []
+    for key in common:
+        where = f"{paths['keyframe'].parent}/{split}_set_*_crr_final.pkl, key {key!r}"
+        try:
+            vid, t, pid = parse_key(key, where)
+            box = validate_box(dicts["keyframe"][key], f"{paths['keyframe']}, key {key!r}")
+            acts = validate_actions(dicts["label"][key], f"{paths['label']}, key {key!r}")
+            text = validate_text(dicts["description"][key], f"{paths['description']}, key {key!r}")
+        except AnnotationError as e:
+            if not skip_invalid:
+                raise
+            report.skipped.append((key, str(e)))
+            continue
+        out.append(Instance(key, vid, t, pid, box, acts, text))
+    report.loaded = len(out)
+    if report.skipped:
+        log.warning("%s: skipped %d invalid rows (first: %s)", split, len(report.skipped), report.skipped[0][1])
+    return out, report
+
+
+def write_split(root: str | Path, split: str, instances: list[Instance]) -> None:
+    """Write ``instances`` in the released on-disk format (used by the synthetic generator and tests)."""
+    import pickle
+
+    ann = Path(root) / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "keyframe": {i.key: [list(i.box)] for i in instances},
+        "label": {i.key: list(i.actions) for i in instances},
+        "description": {i.key: [i.text] for i in instances},
+    }
+    for kind, d in payload.items():
+        p = annotation_path(root, split, kind)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(d, protocol=4))
+        tmp.replace(p)

@@ -1,0 +1,1 @@
+"""Wrappers over the field's backbones and the frozen text encoder. Never imports data or the engine."""

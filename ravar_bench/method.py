@@ -1,0 +1,51 @@
+"""The method contract: a module that turns a batch into pooled features (B, D).
+
+Batch keys a method may ask for (it lists them in ``needs``; the data pipeline provides only those,
+so a single-frame method never pays for decoding a clip):
+
+- ``video``        (B, T, 3, H, W) float, normalised with the config's mean/std
+- ``keyframe``     (B, 3, Hk, Wk) float, normalised
+- ``text``         list of B reference strings (for methods with their own tokeniser)
+- ``text_emb``     (B, Dt) pooled embedding from the frozen text encoder
+- ``text_tokens``  (B, L, Dt) token features from the frozen text encoder, with ``text_mask`` (B, L) bool
+- ``detections``   dict: ``boxes`` (B, No, 4) normalised x1y1x2y2, ``scores`` (B, No), ``mask`` (B, No) bool,
+                   ``cat_ids`` (B, No) long (COCO ids), ``cat_emb`` (B, No, Dt) frozen text embedding
+                   of each category name
+Always present: ``key`` (list of B), ``labels`` (B, 80) multi-hot, ``box`` (B, 4).
+
+The builder attaches the one :class:`ravar_bench.head.SharedHead`; a method never owns a head.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BATCH_KEYS = frozenset({"video", "keyframe", "text", "text_emb", "text_tokens", "detections"})
+
+
+class Method(nn.Module):
+    """Base class of every registered method. Subclasses set ``needs`` and ``feat_dim``."""
+
+    needs: frozenset = frozenset()
+    method_name: str = "?"  # set by @register_method
+
+    def __init__(self):
+        super().__init__()
+        unknown = set(self.needs) - BATCH_KEYS
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.needs has unknown batch keys {sorted(unknown)}")
+        self.feat_dim: int = 0
+
+    def check_video(self, video: torch.Tensor, num_frames: int, size: int | tuple[int, int], key: str = "video"):
+        """A clear error, naming the method and the config value, instead of a shape crash deep inside torch."""
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        want = (num_frames, 3, *hw) if key == "video" else (3, *hw)
+        if video.dim() != len(want) + 1 or tuple(video.shape[1:]) != want:
+            raise ValueError(
+                f"{self.method_name}: batch['{key}'] has shape {tuple(video.shape)}, but the method was built "
+                f"for (B, {', '.join(map(str, want))}); set data.num_frames / data.img_size in the config to "
+                f"match the model, or rebuild the model for this input"
+            )
+
+    def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
