@@ -25,7 +25,7 @@ class ClipDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, instances: list[Instance], root: str | Path, data: dict, needs, detections: dict | None = None,
-                 skip_missing_frames: bool = False):
+                 skip_missing_frames: bool = False, cache: dict | None = None):
         self.root = Path(root)
         self.frames_dir = self.root / "frames"
         lay = {k: data[k] for k in ("pattern", "fps", "start_second", "index_offset", "window") if k in data}
@@ -39,7 +39,8 @@ class ClipDataset(torch.utils.data.Dataset):
         if "detections" in self.needs and detections is None:
             raise ValueError("this method needs key-frame detections but no detections cache was given")
         self.detections = detections
-        self._cache: dict = {}
+        # decoded clips, shareable between datasets of one run (e.g. several methods on the same split)
+        self._cache: dict = cache if cache is not None else {}
         self.skipped: list[tuple[str, str]] = []
         self.instances = self._check_frames(instances, skip_missing_frames)
 
@@ -77,7 +78,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.instances)
 
     def _clip(self, inst: Instance) -> torch.Tensor:
-        ck = ("video", inst.clip_key)
+        ck = ("video", str(self.root), inst.clip_key, self.T, self.stride, self.size)
         if ck in self._cache:
             return self._cache[ck]
         frames = torch.stack([read_frame(self.layout.path(self.frames_dir, inst.video_id, i))
@@ -88,7 +89,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return clip
 
     def _keyframe(self, inst: Instance) -> torch.Tensor:
-        ck = ("key", inst.clip_key)
+        ck = ("key", str(self.root), inst.clip_key, self.key_size)
         if ck in self._cache:
             return self._cache[ck]
         kf = resize_uint8(read_frame(self.layout.path(self.frames_dir, inst.video_id,

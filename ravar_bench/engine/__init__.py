@@ -1,0 +1,1 @@
+"""Training / evaluation engine: the only place that loops over batches."""

@@ -1,0 +1,209 @@
+"""Train one method for one seed, checkpoint every epoch, resume after a kill, evaluate each split.
+
+Why a small loop of our own instead of mmengine's Runner: mmengine checkpoints pickle numpy objects
+(its message hub), which torch.load(weights_only=True) refuses (stack-notes.md), and this suite loads
+nothing with a full unpickle. Everything here is saved as tensors / plain containers and read back
+with weights_only=True. mmengine still provides the configs and the registry.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import build_from_config, count_params
+from ..data.ava import group_columns
+from ..data.dataset import ClipDataset
+from ..head import ravar_loss
+from ..metrics import evaluate
+from ..registry import method_info
+from .results import result_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(RuntimeError):
+    """Raised by ``stop_after_epoch`` (tests simulate a kill with it)."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, skip_missing_frames=False):
+    dets = source.detections(split) if "detections" in needs else None
+    ds = ClipDataset(source.splits[split], source.root, dict(cfg.data), needs, detections=dets,
+                     skip_missing_frames=skip_missing_frames, cache=source.clip_cache)
+    bs = cfg.train.batch_size if shuffle else cfg.eval.batch_size
+    # drop_last=False everywhere: every instance is trained on and, above all, scored (the authors'
+    # eval loaders drop the last incomplete batch).
+    loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=shuffle, generator=generator,
+                                         collate_fn=ds.collate, num_workers=int(cfg.train.get("num_workers", 0)),
+                                         drop_last=False)
+    return ds, loader
+
+
+def _to(batch: dict, device) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device, non_blocking=True)
+        elif isinstance(v, dict):
+            out[k] = _to(v, device)
+        else:
+            out[k] = v
+    return out
+
+
+@torch.no_grad()
+def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval") -> dict:
+    model.eval()
+    keys, scores, boxes, labels, gt = [], [], [], [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        batch = text_cache.add_to_batch(batch, model.needs)
+        out = model(_to(batch, device))
+        keys += batch["key"]
+        scores.append(out["logits"].float().cpu())
+        boxes.append(out["boxes"].float().cpu())
+        labels.append(batch["labels"])
+        gt.append(batch["box"])
+    return {"keys": keys, "scores": torch.cat(scores).numpy(), "boxes": torch.cat(boxes).numpy(),
+            "labels": torch.cat(labels).numpy().astype(np.int8), "gt_boxes": torch.cat(gt).numpy()}
+
+
+def score_predictions(pred: dict, iou_gate=None) -> dict:
+    """Both protocols (weighted = the authors', macro) and the IoU-gated variant, with PM/OM/PI mAP."""
+    groups = group_columns()
+    res = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "weighted", None, groups)
+    macro = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "macro", None, groups)
+    gated = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "weighted", iou_gate or 0.5)
+    res.update({f"macro_{k}": v for k, v in macro.items() if k.startswith(("mAP", "AUROC"))})
+    res.update({f"gated_{k}": v for k, v in gated.items() if k in ("mAP", "AUROC")})
+    return res
+
+
+def save_predictions(pred: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, keys=np.array(pred["keys"]), scores=pred["scores"], boxes=pred["boxes"],
+                        labels=pred["labels"], gt_boxes=pred["gt_boxes"])
+    os.replace(tmp, path)
+
+
+def load_predictions(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: (z[k].tolist() if k == "keys" else z[k]) for k in z.files}
+
+
+def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, splits=("val", "test"),
+                       force: bool = False, progress: bool = True, stop_after_epoch: int | None = None,
+                       device: str = "cpu", skip_missing_frames: bool = False) -> list[dict]:
+    """Returns one result row per split; each is also written atomically to out_dir/results/."""
+    name = cfg.method_name
+    info = method_info(name)
+    out_dir = Path(out_dir)
+    todo = [s for s in splits if force or not result_path(out_dir, name, s, seed).is_file()]
+    if not todo:
+        log.info("%s seed %d: results exist, not re-run (use --force to redo)", name, seed)
+        return [json.loads(result_path(out_dir, name, s, seed).read_text()) for s in splits]
+
+    work = out_dir / "runs" / name / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt_path, final_path = work / "last.pt", work / "model.pt"
+    (work / "config.py").write_text(cfg.pretty_text)
+
+    seed_everything(seed)
+    model = build_from_config(cfg).to(device)
+    needs = model.needs
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    tc = cfg.train
+    gen = torch.Generator().manual_seed(seed)
+    _, train_loader = make_loader(source, "train", cfg, needs, shuffle=True, generator=gen,
+                                  skip_missing_frames=skip_missing_frames)
+    total_steps = max(1, int(tc.epochs) * len(train_loader))
+    opt = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
+    from transformers import get_linear_schedule_with_warmup  # BertAdam's warmup_linear schedule
+
+    sched = get_linear_schedule_with_warmup(opt, int(tc.warmup_ratio * total_steps), total_steps)
+
+    start_epoch, train_time = 0, 0.0
+    if force and ckpt_path.exists() and not final_path.exists():
+        ckpt_path.unlink()
+    if final_path.is_file() and not force:
+        model.load_state_dict(torch.load(final_path, weights_only=True, map_location=device))
+        start_epoch = int(tc.epochs)
+        log.info("%s seed %d: trained model found, evaluating only", name, seed)
+    elif ckpt_path.is_file():
+        st = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optim"])
+        sched.load_state_dict(st["sched"])
+        gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        start_epoch, train_time = int(st["epoch"]), float(st["train_time"])
+        log.info("%s seed %d: resuming after epoch %d", name, seed, start_epoch)
+
+    loss_w = dict(cfg.get("loss", {}))
+    for epoch in range(start_epoch, int(tc.epochs)):
+        model.train()
+        t0 = time.time()
+        bar = tqdm(train_loader, desc=f"{name} s{seed} ep{epoch + 1}/{tc.epochs}", leave=False, disable=not progress)
+        for batch in bar:
+            batch = _to(text_cache.add_to_batch(batch, needs), device)
+            out = model(batch)
+            losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
+            if not torch.isfinite(losses["loss"]):
+                raise FloatingPointError(f"{name} seed {seed}: non-finite loss at epoch {epoch + 1}; "
+                                         f"bce={losses['bce'].item()}, mse={losses['mse'].item()}")
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if tc.get("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
+            opt.step()
+            sched.step()
+            bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+        train_time += time.time() - t0
+        _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
+                            "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                            "train_time": train_time}, ckpt_path)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            raise Interrupted(f"stopped after epoch {epoch + 1} on request")
+    if not final_path.is_file() or force:
+        _atomic_torch_save(model.state_dict(), final_path)
+        (work / "meta.json").write_text(json.dumps({"method": name, "config_set": cfg.config_set, "seed": seed,
+                                                    "train_time_s": train_time}))
+
+    rows = []
+    n_train = len(train_loader.dataset)
+    for split in splits:
+        ds, loader = make_loader(source, split, cfg, needs, shuffle=False, skip_missing_frames=skip_missing_frames)
+        t0 = time.time()
+        pred = predict(model, loader, text_cache, device, progress, desc=f"{name} {split}")
+        save_predictions(pred, out_dir / "predictions" / f"{name}__{split}__seed{seed}.npz")
+        metrics = score_predictions(pred, cfg.eval.get("iou_gate"))
+        row = {"method": name, "family": info.family, "paper_name": info.paper_name, "split": split, "seed": seed,
+               **{k: metrics[k] for k in ("mIoU", "mAP", "AUROC")},
+               **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
+               "protocol": "weighted", "config_set": cfg.config_set, "epochs": int(tc.epochs),
+               "train_instances": n_train, "skipped_instances": len(ds.skipped),
+               "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
+               "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
+               "data": source.identity, "no_detection_count": int(getattr(model.method, "no_detection_count", 0))}
+        write_json_atomic(result_path(out_dir, name, split, seed), row)
+        rows.append(row)
+    return rows
