@@ -1,8 +1,13 @@
-"""results.csv in, Table-2-style leaderboards out (Markdown, LaTeX, a bar chart). Reads nothing else."""
+"""results.csv in, the paper's tables out (Markdown, LaTeX, CSV) plus bar charts. Tables read results.csv alone.
+
+One function per output, as lm-evaluation-harness does: ``table_frame`` turns the results into the
+paper's table shape; ``render_markdown`` / ``render_latex`` print it; ``write_suite`` writes all three.
+"""
 from __future__ import annotations
 
 import os
 from importlib import resources
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +15,22 @@ import pandas as pd
 from tabulate import tabulate
 
 from .registry import TABLE2_FAMILIES
+from .suites import suite as get_suite
 
 METRICS = ("mIoU", "mAP", "AUROC")
 SPLITS = ("val", "test")
-# which paper table holds a family's reference numbers
-FAMILY_TABLE = {**{f: "2" for f in TABLE2_FAMILIES}, "Ablation": "3a", "Fusion": "3b", "Backbone": "4b"}
 PROTOCOL = {
     "weighted": ("mAP and AUROC: per-class values weighted by the class's number of positives, over the classes "
                  "with at least one positive in the split (the authors' protocol, sklearn average='weighted')"),
     "macro": "mAP and AUROC: plain mean over the classes with at least one positive in the split",
+    "gated": ("mAP and AUROC as the authors' weighted protocol, after zeroing the action scores of every instance "
+              "whose predicted box has IoU < 0.5 (the authors' gated test script)"),
 }
+_PREFIX = {"weighted": "", "macro": "macro_", "gated": "gated_"}
 
 
 def paper_results() -> pd.DataFrame:
     text = resources.files("ravar_bench").joinpath("reference/paper_results.csv").read_text()
-    from io import StringIO
-
     return pd.read_csv(StringIO(text), dtype={"table": str})
 
 
@@ -38,101 +43,134 @@ def _cell(values: pd.Series) -> tuple[float, str]:
     return float(v.mean()), f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
 
 
-def table_frame(df: pd.DataFrame, families=TABLE2_FAMILIES, protocol: str = "weighted", bold="**") -> pd.DataFrame:
-    """One row per method (families in order); ours as mean ± std over seeds, best per column in bold,
-    then the paper's numbers as labelled reference columns."""
-    prefix = "" if protocol == "weighted" else "macro_"
+def _rows_in_order(df: pd.DataFrame, methods=None, families=None) -> list[str]:
+    if methods is not None:
+        return [m for m in methods if (df["method"] == m).any()]
+    fams = families or TABLE2_FAMILIES
+    out = []
+    for fam in fams:
+        out += list(dict.fromkeys(df[df["family"] == fam]["method"]))
+    return out
+
+
+def table_frame(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted", bold: str | None = "**",
+                methods=None, families=None) -> pd.DataFrame:
+    """The suite's table: ours (mean ± std over seeds; best per column in bold), the test-mAP 95% bootstrap
+    interval and paired-bootstrap p-value against the best method when present, then the paper's numbers
+    as labelled reference columns."""
+    spec = get_suite(suite)
+    if methods is None and families is None and spec["methods"] != "all":
+        methods = spec["methods"]
+    prefix = spec.get("value_prefix", "") or _PREFIX[protocol]
+    aliases = spec.get("aliases", {})
     paper = paper_results()
+    paper = paper[paper["table"] == spec["table"]]
     rows, raw = [], []
-    for fam in families:
-        sub = df[df["family"] == fam]
-        for method in dict.fromkeys(sub["method"]):
-            m = sub[sub["method"] == method]
-            pname = m["paper_name"].dropna().iloc[0] if "paper_name" in m and m["paper_name"].notna().any() else None
-            row = {"Family": fam, "Method": pname or method, "seeds": m["seed"].nunique()}
-            vals = {}
-            for split in SPLITS:
-                for met in METRICS:
-                    col = met if met == "mIoU" else prefix + met
-                    s = m[m["split"] == split][col] if col in m else pd.Series(dtype=float)
-                    vals[(split, met)], row[f"{split} {met}"] = _cell(s)
-            ref = paper[(paper["table"] == FAMILY_TABLE.get(fam, "2")) & (paper["method"] == pname)] if pname else paper.iloc[:0]
-            for split in SPLITS:
-                for met in METRICS:
-                    v = ref[f"{split}_{met.lower()}"].iloc[0] if len(ref) else np.nan
-                    row[f"paper {split} {met}"] = "–" if pd.isna(v) else f"{v:.2f}"
-            rows.append(row)
-            raw.append(vals)
+    for method in _rows_in_order(df, methods, families):
+        m = df[df["method"] == method]
+        pname = m["paper_name"].dropna().iloc[0] if "paper_name" in m and m["paper_name"].notna().any() else None
+        row = {"Family": m["family"].iloc[0], "Method": pname or method, "seeds": m["seed"].nunique()}
+        vals = {}
+        for split in SPLITS:
+            for met in METRICS:
+                col = (prefix + met) if (met != "mIoU" or prefix == "rephrase_") else met
+                s = m[m["split"] == split][col] if col in m else pd.Series(dtype=float)
+                vals[(split, met)], row[f"{split} {met}"] = _cell(s)
+        test = m[m["split"] == "test"]
+        if "mAP_ci_lo" in test and test["mAP_ci_lo"].notna().any() and not prefix:
+            row["test mAP 95% CI"] = f"[{test['mAP_ci_lo'].mean():.1f}, {test['mAP_ci_hi'].mean():.1f}]"
+        if "p_vs_best_mAP" in test and test["p_vs_best_mAP"].notna().any() and not prefix:
+            p = test["p_vs_best_mAP"].max()
+            row["p vs best (test mAP)"] = "best" if p < 0 else f"{p:.3f}"
+        ref = paper[paper["method"] == aliases.get(pname, pname)] if pname else paper.iloc[:0]
+        for split in SPLITS:
+            for met in METRICS:
+                v = ref[f"{split}_{met.lower()}"].iloc[0] if len(ref) else np.nan
+                row[f"paper {split} {met}"] = "–" if pd.isna(v) else f"{v:.2f}"
+        rows.append(row)
+        raw.append(vals)
     out = pd.DataFrame(rows)
     if bold and len(out):
         for split in SPLITS:
             for met in METRICS:
                 col = np.array([r[(split, met)] for r in raw], dtype=float)
                 if np.isfinite(col).any():
-                    best = np.nanmax(col)
-                    for k in np.where(np.isclose(col, best))[0]:
+                    for k in np.where(np.isclose(col, np.nanmax(col)))[0]:
                         out.loc[k, f"{split} {met}"] = f"{bold}{out.loc[k, f'{split} {met}']}{bold}"
     return out
 
 
-def render_markdown(df: pd.DataFrame, families=TABLE2_FAMILIES, protocol: str = "weighted") -> str:
-    t = table_frame(df, families, protocol)
+def render_markdown(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted", **kw) -> str:
+    t = table_frame(df, suite, protocol, **kw)
     if t.empty:
         return "_no results_\n"
     return tabulate(t, headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True) + "\n"
 
 
-def render_latex(df: pd.DataFrame, families=TABLE2_FAMILIES, protocol: str = "weighted") -> str:
-    t = table_frame(df, families, protocol, bold=None)
-    def esc(v):
-        if not isinstance(v, str):
-            return v
-        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-            v = v.replace(a, b)
-        return v.replace("±", r"$\pm$")
+def _latex_escape(v):
+    if not isinstance(v, str):
+        return v
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        v = v.replace(a, b)
+    return v.replace("±", r"$\pm$")
 
-    t = t.map(esc)
-    t.columns = [esc(c) for c in t.columns]
-    # latex_raw keeps our $\pm$; booktabs rules replace its \hline lines
+
+def render_latex(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted", **kw) -> str:
+    t = table_frame(df, suite, protocol, bold=None, **kw).map(_latex_escape)
+    t.columns = [_latex_escape(c) for c in t.columns]
+    # latex_raw keeps our $\pm$ (latex_booktabs would escape it); booktabs rules replace its \hline lines
     lines = tabulate(t, headers="keys", tablefmt="latex_raw", showindex=False, disable_numparse=True).splitlines()
     rules = iter([r"\toprule", r"\midrule", r"\bottomrule"])
-    return "\n".join(next(rules, l) if l.strip() == r"\hline" else l for l in lines) + "\n"
+    return "\n".join(next(rules, line) if line.strip() == r"\hline" else line for line in lines) + "\n"
 
 
-def protocol_note(df: pd.DataFrame, protocol: str = "weighted") -> str:
+def protocol_note(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted") -> str:
     seeds = sorted(df["seed"].unique().tolist()) if len(df) else []
     config = ", ".join(sorted(df["config_set"].dropna().unique())) if "config_set" in df else "?"
     data = ", ".join(sorted(df["data"].dropna().unique())) if "data" in df else "?"
-    n = {s: int(df[df["split"] == s]["n_instances"].max()) for s in SPLITS if "n_instances" in df and (df["split"] == s).any()}
-    return (f"Protocol: {PROTOCOL[protocol]}. mIoU: mean over instances of the key-frame box IoU. Scores are not "
-            f"IoU-gated (the gated variant is in results.csv as gated_mAP / gated_AUROC). All values in percent; "
-            f"cells are mean ± std over seeds {seeds}; best of ours per column in bold. Config set: {config}. "
-            f"Data: {data}; instances scored per split: {n}. Columns headed 'paper' are the numbers the paper "
-            f"reports on the real RefAVA (Table 2), for reference only: they are not comparable with runs on "
-            f"other data or with tiny configs.")
+    n = {s: int(df[df["split"] == s]["n_instances"].max()) for s in SPLITS
+         if "n_instances" in df and (df["split"] == s).any()}
+    table = get_suite(suite)["table"]
+    return (f"Protocol: {PROTOCOL[protocol]}. mIoU: mean over instances of the key-frame box IoU. All values in "
+            f"percent; cells are mean ± std over seeds {seeds}; best of ours per column in bold; the 95% interval "
+            f"is a percentile bootstrap over test instances; p is a paired bootstrap test against the best method "
+            f"of the table by test mAP (largest p over seeds). Config set: {config}. Data: {data}; instances scored "
+            f"per split: {n}. Columns headed 'paper' are the numbers the paper reports on the real RefAVA (its "
+            f"Table {table}), for reference only: not comparable with runs on other data or with tiny configs.")
 
 
-def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", families=TABLE2_FAMILIES) -> Path | None:
+def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -> Path | None:
+    """Bars per method and split; error bars: std over seeds, or the bootstrap 95% interval for one seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sub = df[df["family"].isin(families)]
+    names = methods if methods is not None else _rows_in_order(df)
+    sub = df[df["method"].isin(names)]
     if sub.empty:
         return None
-    names = list(dict.fromkeys(sub["method"]))
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 3.6))
+    names = [n for n in names if (sub["method"] == n).any()]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 3.8))
     x = np.arange(len(names))
     for k, split in enumerate(SPLITS):
-        g = sub[sub["split"] == split].groupby("method")[metric]
-        mean = [g.mean().get(n, np.nan) for n in names]
-        std = [np.nan_to_num(g.std(ddof=1).get(n, 0.0)) for n in names]
-        ax.bar(x + (k - 0.5) * 0.38, mean, 0.38, yerr=std, capsize=2, label=split)
+        g = sub[sub["split"] == split].groupby("method")
+        mean = np.array([g[metric].mean().get(n, np.nan) for n in names])
+        if sub["seed"].nunique() > 1:
+            err = np.array([np.nan_to_num(g[metric].std(ddof=1).get(n, 0.0)) for n in names])
+            yerr = np.vstack([err, err])
+        elif f"{metric}_ci_lo" in sub:
+            lo = np.array([g[f"{metric}_ci_lo"].mean().get(n, np.nan) for n in names])
+            hi = np.array([g[f"{metric}_ci_hi"].mean().get(n, np.nan) for n in names])
+            yerr = np.nan_to_num(np.vstack([mean - lo, hi - mean]).clip(0))
+        else:
+            yerr = None
+        ax.bar(x + (k - 0.5) * 0.38, mean, 0.38, yerr=yerr, capsize=2, label=split)
     ax.set_xticks(x, names, rotation=45, ha="right")
     ax.set_ylabel(f"{metric} (%)")
     ax.legend()
-    ax.set_title(f"{metric} per method (error bars: std over seeds)")
+    ax.set_title(f"{metric} per method (error bars: " + ("std over seeds)" if sub["seed"].nunique() > 1
+                                                        else "bootstrap 95% interval)"))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -140,24 +178,39 @@ def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", families=TABLE2
     return path
 
 
-def write_leaderboard(out_dir: str | Path, command: str = "", protocol: str = "weighted") -> Path:
-    """out_dir/results.csv -> out_dir/leaderboard.md (+ .tex, + mAP bar chart)."""
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", protocol: str = "weighted",
+                extra_md: list[str] | None = None) -> Path:
+    """out_dir/results.csv -> <name>.md / .tex / .csv / _mAP.png (name: leaderboard for table2, else the suite)."""
     out_dir = Path(out_dir)
     df = pd.read_csv(out_dir / "results.csv")
-    png = bar_chart(df, out_dir / "leaderboard_mAP.png")
-    parts = ["# RAVAR-Bench leaderboard (Table 2 shape)", ""]
+    spec = get_suite(suite)
+    stem = "leaderboard" if suite == "table2" else suite
+    methods = None if spec["methods"] == "all" else spec["methods"]
+    png = bar_chart(df, out_dir / f"{stem}_mAP.png", "mAP", methods)
+    parts = [f"# RAVAR-Bench — {spec['title']}", ""]
     if command:
         parts += [f"Made by: `{command}`", ""]
-    parts += [render_markdown(df, TABLE2_FAMILIES, protocol), protocol_note(df, protocol), ""]
-    extra = [f for f in FAMILY_TABLE if f not in TABLE2_FAMILIES and (df["family"] == f).any()]
-    for fam in extra:
-        parts += [f"## {fam} (paper Table {FAMILY_TABLE[fam]})", "", render_markdown(df, (fam,), protocol)]
+    parts += [render_markdown(df, suite, protocol), protocol_note(df, suite, protocol), ""]
+    if suite == "table2":
+        for fam in ("Ablation", "Fusion", "Backbone"):
+            if (df["family"] == fam).any():
+                parts += [f"## Also run: {fam} variants", "", render_markdown(df, suite, protocol, families=(fam,))]
     if png:
         parts += [f"![mAP per method]({png.name})", ""]
-    md = "\n".join(parts)
-    path = out_dir / "leaderboard.md"
-    for p, text in ((path, md), (out_dir / "leaderboard.tex", render_latex(df, TABLE2_FAMILIES, protocol))):
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
-    return path
+    parts += extra_md or []
+    md_path = out_dir / f"{stem}.md"
+    _write_atomic(md_path, "\n".join(parts))
+    _write_atomic(out_dir / f"{stem}.tex", render_latex(df, suite, protocol))
+    _write_atomic(out_dir / f"{stem}.csv", table_frame(df, suite, protocol, bold=None).to_csv(index=False))
+    return md_path
+
+
+def write_leaderboard(out_dir: str | Path, command: str = "", protocol: str = "weighted", suite: str = "table2",
+                      extra_md: list[str] | None = None) -> Path:
+    return write_suite(out_dir, suite, command, protocol, extra_md)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""Regenerate leaderboard.md / .tex / .png from DIR/results.csv alone (or from DIR/results/*.json with --collect).
+"""Regenerate a table (Markdown, LaTeX, CSV, bar chart) from DIR/results.csv alone
+(or first rebuild results.csv from DIR/results/*.json with --collect).
 
     python tools/make_leaderboard.py work_dirs/bench
+    python tools/make_leaderboard.py work_dirs/table3a --suite table3a
+    python tools/make_leaderboard.py work_dirs/bench --protocol macro
 """
 import argparse
 import sys
@@ -14,7 +17,8 @@ from ravar_bench.leaderboard import write_leaderboard
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", help="a run folder holding results.csv")
-    ap.add_argument("--protocol", default="weighted", choices=["weighted", "macro"])
+    ap.add_argument("--protocol", default="weighted", choices=["weighted", "macro", "gated"])
+    ap.add_argument("--suite", default="table2", choices=["table2", "table3a", "table3b", "table4a", "table4b"])
     ap.add_argument("--collect", action="store_true", help="first rebuild results.csv from results/*.json")
     ap.add_argument("--command", default="", help="the command that made the results, shown under the title")
     args = ap.parse_args(argv)
@@ -22,7 +26,7 @@ def main(argv=None):
         from ravar_bench.engine.results import write_results_csv
 
         write_results_csv(args.dir)
-    print(write_leaderboard(args.dir, command=args.command, protocol=args.protocol))
+    print(write_leaderboard(args.dir, command=args.command, protocol=args.protocol, suite=args.suite))
     return 0
 
 

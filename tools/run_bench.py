@@ -24,13 +24,16 @@ from ravar_bench.registry import resolve_methods
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default="all", help="'all' (Table 2), a family name, or comma-separated names")
+    ap.add_argument("--methods", default=None,
+                    help="'all' (Table 2, the default), a family name, or comma-separated names")
+    ap.add_argument("--suite", default="table2", choices=["table2", "table3a", "table3b", "table4a", "table4b"],
+                    help="one of the paper's tables: its methods (unless --methods), settings and table shape")
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "refava"])
     ap.add_argument("--data-root", default=None, help="real RefAVA root: annotations/ and frames/ (with --data refava)")
     ap.add_argument("--config-set", default="tiny", choices=["tiny", "full"])
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of every config")
-    ap.add_argument("--out", default="work_dirs/bench", help="output folder (results/, results.csv, leaderboard.md)")
+    ap.add_argument("--out", default=None, help="output folder (default work_dirs/bench, or work_dirs/<suite>)")
     ap.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                     help="config overrides key=value, e.g. train.batch_size=8 data.img_size=96")
     ap.add_argument("--force", action="store_true", help="re-run methods whose results exist")
@@ -50,15 +53,17 @@ def main(argv=None):
         for n in list_methods():
             print(f"{n:32s} {method_info(n).family}")
         return 0
-    methods = resolve_methods(args.methods)
+    methods = resolve_methods(args.methods) if args.methods else None
+    out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
     tr, va, te = (int(x) for x in args.synth_movies.split(","))
     synth = SynthConfig(seed=args.synth_seed, train_movies=tr, val_movies=va, test_movies=te, clips_per_movie=args.synth_clips)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     command = "python tools/run_bench.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    res = run_benchmark(methods, args.out, data=args.data, data_root=args.data_root, config_set=args.config_set,
+    res = run_benchmark(methods, out, data=args.data, data_root=args.data_root, config_set=args.config_set,
                         seeds=seeds, epochs=args.epochs, cfg_options=args.cfg_options, force=args.force,
                         progress=not args.no_progress, synth=synth, skip_invalid=args.skip_invalid,
-                        skip_missing_frames=args.skip_missing_frames, device=args.device, command=command)
+                        skip_missing_frames=args.skip_missing_frames, device=args.device, command=command,
+                        suite=args.suite)
     print(f"\nresults:     {res['results_csv']}\nleaderboard: {res['leaderboard']}\nwall time:   {res['wall_s']:.0f} s")
     for name, t in res["timings"].items():
         print(f"  {name:28s} {t:6.1f} s")

@@ -10,4 +10,7 @@ train = dict(
 )
 loss = dict(box_weight=5.0, cls_weight=1.0)  # Eq. 13-14; the paper weights the MSE term by 5
 head = dict(cls_hidden=(512, 256), box_hidden=(512, 128), dropout=0.2, box_activation="sigmoid")
-eval = dict(splits=("val", "test"), average="weighted", iou_gate=None, batch_size=64)
+# n_boot: bootstrap resamples for the 95% intervals; swap_control: the referring-sensitivity control;
+# rephrase: test-time rephrasing (the Table 4a suite switches it on)
+eval = dict(splits=("val", "test"), average="weighted", iou_gate=None, batch_size=64, n_boot=500,
+            swap_control=True, rephrase=False)

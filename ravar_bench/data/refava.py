@@ -139,6 +139,9 @@ def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tupl
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     paths = {k: annotation_path(root, split, k) for k in KINDS}
+    jl = jsonl_path(root, split)
+    if jl.is_file() and not any(p.is_file() for p in paths.values()):
+        return load_jsonl(jl, split, skip_invalid=skip_invalid)
     dicts = {}
     for kind, p in paths.items():
         if not p.is_file():
@@ -173,6 +176,65 @@ def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tupl
     if report.skipped:
         log.warning("%s: skipped %d invalid rows (first: %s)", split, len(report.skipped), report.skipped[0][1])
     return out, report
+
+
+def jsonl_path(root: str | Path, split: str) -> Path:
+    """The plain format written by tools/convert_refava.py: one JSON object per line,
+    {"key", "video_id", "timestamp", "person_id", "box": [x1, y1, x2, y2], "actions": [ids], "text"}."""
+    return Path(root) / "annotations" / f"{split}.jsonl"
+
+
+JSONL_FIELDS = ("key", "video_id", "timestamp", "person_id", "box", "actions", "text")
+
+
+def load_jsonl(path: str | Path, split: str, skip_invalid: bool = False) -> tuple[list[Instance], LoadReport]:
+    """Read DIR/annotations/{split}.jsonl with the same validation as the pickles (errors name file, line,
+    key and field). Used by :func:`load_split` when the JSONL exists and the pickles do not."""
+    import json
+
+    path = Path(path)
+    report = LoadReport(split)
+    report.missing = {k: [] for k in KINDS}
+    out, seen = {}, set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {lineno}"
+            key = None
+            try:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise AnnotationError(f"{where}: not valid JSON ({e})") from None
+                if not isinstance(row, dict):
+                    raise AnnotationError(f"{where}: expected a JSON object, got {type(row).__name__}")
+                key = row.get("key")
+                where = f"{where}, key {key!r}"
+                absent = [k for k in JSONL_FIELDS if k not in row]
+                if absent:
+                    raise AnnotationError(f"{where}: field '{absent[0]}' is missing (fields: {', '.join(JSONL_FIELDS)})")
+                vid, t, pid = parse_key(key, where)
+                for field, want in (("video_id", vid), ("timestamp", t), ("person_id", pid)):
+                    got = row[field]
+                    if (int(got) if field == "timestamp" and isinstance(got, (int, float)) else got) != want:
+                        raise AnnotationError(f"{where}: field '{field}' is {got!r} but the key says {want!r}")
+                if key in seen:
+                    raise AnnotationError(f"{where}: field 'key' repeats an earlier line")
+                inst = Instance(key, vid, t, pid, validate_box(row["box"], where), validate_actions(row["actions"], where),
+                                validate_text(row["text"], where))
+            except AnnotationError as e:
+                if not skip_invalid:
+                    raise
+                report.skipped.append((key if isinstance(key, str) else f"line {lineno}", str(e)))
+                continue
+            seen.add(key)
+            out[key] = inst
+    insts = [out[k] for k in sorted(out)]
+    report.loaded = len(insts)
+    if report.skipped:
+        log.warning("%s: skipped %d invalid rows (first: %s)", split, len(report.skipped), report.skipped[0][1])
+    return insts, report
 
 
 def write_split(root: str | Path, split: str, instances: list[Instance]) -> None:

@@ -33,7 +33,7 @@ from .detections import write_detections
 from .frames import FrameLayout
 from .refava import Instance, write_split
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 W, H = 160, 120
 
 COLOURS = {
@@ -363,7 +363,7 @@ def _position_phrase(p: Person, people: list[Person]) -> str:
     order = sorted(people, key=lambda q: q.x)
     n, k = len(order), order.index(p)
     if n == 1:
-        return rng_free_choice(["in the scene", "in the frame"], p.pid)
+        return ("in the scene", "in the frame")[p.pid % 2]
     if k == 0:
         return "on the left"
     if k == n - 1:
@@ -373,17 +373,17 @@ def _position_phrase(p: Person, people: list[Person]) -> str:
     return f"second from the {'left' if k == 1 else 'right'}" if (k == 1 or k == n - 2) else "in the middle"
 
 
-def rng_free_choice(options, salt):
-    return options[salt % len(options)]
-
-
-def _reference(rng: random.Random, p: Person, people: list[Person], templates=TEMPLATES) -> str:
+def reference_fields(p: Person, people: list[Person]) -> dict:
     pos = _position_phrase(p, people)
     heights = sorted(q.height for q in people)
     size = "tall" if p.height == heights[-1] and len(people) > 1 else ("short" if p.height == heights[0] and len(people) > 1 else "")
     headwear = f"a {p.hat} hat" if p.hat else (f"{p.hair} hair" if p.hair else "no hair")
-    fields = dict(noun=p.noun, shirt=p.shirt, trousers=p.trousers, pos=pos, pos_cap=pos[0].upper() + pos[1:],
-                  size=size, headwear=headwear)
+    return dict(noun=p.noun, shirt=p.shirt, trousers=p.trousers, pos=pos, pos_cap=pos[0].upper() + pos[1:],
+                size=size, headwear=headwear)
+
+
+def _reference(rng: random.Random, fields: dict, templates=TEMPLATES) -> str:
+    size = fields["size"]
     usable = [t for t in templates if "{size}" not in t or size]
     text = rng.choice(usable).format(**fields)
     return " ".join(text.split())
@@ -421,7 +421,7 @@ def _write_movie(root: Path, split: str, movie_idx: int, cfg: SynthConfig, layou
     seed_stream = {"train": 1, "val": 2, "test": 3}[split]
     rng = random.Random(f"{cfg.seed}-{seed_stream}-{movie_idx}")
     video_id = f"synth_{split}_{movie_idx:03d}"
-    instances, dets = [], {}
+    instances, dets, attrs = [], {}, {}
     fdir = root / "frames" / video_id
     fdir.mkdir(parents=True, exist_ok=True)
     seconds = sorted(rng.sample(range(902, 1799, 4), cfg.clips_per_movie))
@@ -440,10 +440,12 @@ def _write_movie(root: Path, split: str, movie_idx: int, cfg: SynthConfig, layou
         clip_dets = _detections(rng, rend, people, bg)
         for p in people:
             key = f"{video_id}___{t}___{p.pid}"
+            fields = reference_fields(p, people)
             instances.append(Instance(key, video_id, t, str(p.pid), rend.person_box(p, 0), tuple(p.actions),
-                                      _reference(rng, p, people)))
+                                      _reference(rng, fields)))
             dets[key] = clip_dets
-    return instances, dets
+            attrs[key] = fields
+    return instances, dets, attrs
 
 
 def default_cache_dir() -> Path:
@@ -460,10 +462,14 @@ def generate(root: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool 
     jobs = [(s, m) for s, n in (("train", cfg.train_movies), ("val", cfg.val_movies), ("test", cfg.test_movies))
             for m in range(n)]
     per_split: dict[str, tuple[list, dict]] = {s: ([], {}) for s in ("train", "val", "test")}
+    attributes = {}
     for split, m in tqdm(jobs, desc="RefAVA-Synth", unit="movie", disable=not progress):
-        inst, dets = _write_movie(root, split, m, cfg, layout)
+        inst, dets, attrs = _write_movie(root, split, m, cfg, layout)
         per_split[split][0].extend(inst)
         per_split[split][1].update(dets)
+        attributes.update(attrs)
+    # not part of the released layout: the referring attributes, for the rephrasing suite's held-out templates
+    (root / "attributes.json").write_text(json.dumps(attributes))
     for split, (inst, dets) in per_split.items():
         write_split(root, split, inst)
         write_detections(root, split, dets, detector="RefAVA-Synth simulated detector (box noise, 8% misses, false positives)")

@@ -1,4 +1,4 @@
-"""The main job: methods x seeds on one data source -> results/*.json, results.csv, leaderboard.md."""
+"""The main job: methods x seeds on one data source -> results/*.json, results.csv, leaderboards and plots."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +8,11 @@ from pathlib import Path
 import torch
 
 from ..config import load_config
-from ..leaderboard import write_leaderboard
+from ..leaderboard import write_suite
+from ..registry import resolve_methods
+from ..suites import suite as get_suite
 from .data_source import open_source
+from .report import add_significance, per_class_plot, qualitative_panel
 from .results import write_results_csv
 from .text_cache import TextFeatureCache
 from .trainer import train_and_evaluate
@@ -17,37 +20,56 @@ from .trainer import train_and_evaluate
 log = logging.getLogger(__name__)
 
 
-def run_benchmark(methods: list[str], out_dir: str | Path, data: str = "synthetic", data_root: str | None = None,
+def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "synthetic", data_root: str | None = None,
                   config_set: str = "tiny", seeds=(0,), epochs: int | None = None, cfg_options: dict | None = None,
                   force: bool = False, progress: bool = True, synth=None, skip_invalid: bool = False,
-                  skip_missing_frames: bool = False, device: str | None = None, command: str = "") -> dict:
+                  skip_missing_frames: bool = False, device: str | None = None, command: str = "",
+                  suite: str = "table2", pictures: bool = True) -> dict:
+    """Train and score ``methods`` (default: the suite's) for every seed; one failure never loses the others."""
+    spec = get_suite(suite)
+    if methods is None:
+        methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     t_start = time.time()
     source = open_source(data, data_root, synth, skip_invalid=skip_invalid, progress=progress)
     caches: dict = {}
-    failures = {}
-    timings = {}
+    failures, timings = {}, {}
     for name in methods:
-        opts = dict(cfg_options or {})
+        opts = {**spec.get("cfg_options", {}), **(cfg_options or {})}
         if epochs is not None:
             opts["train.epochs"] = epochs
-        cfg = load_config(name, config_set, opts)
-        enc_key = repr(sorted(dict(cfg.text_encoder).items()))
-        if enc_key not in caches:
-            caches[enc_key] = TextFeatureCache(dict(cfg.text_encoder), cache_dir=out_dir / "cache")
         t0 = time.time()
+        try:
+            cfg = load_config(name, config_set, opts)
+            enc_key = repr(sorted(dict(cfg.text_encoder).items()))
+            if enc_key not in caches:
+                caches[enc_key] = TextFeatureCache(dict(cfg.text_encoder), cache_dir=out_dir / "cache")
+        except Exception as e:  # a config or encoder problem of one method must not stop the others
+            log.exception("%s: could not load its config", name)
+            failures[name] = f"{type(e).__name__}: {e}"
+            continue
         for seed in seeds:
             try:
                 train_and_evaluate(cfg, source, caches[enc_key], seed, out_dir, force=force, progress=progress,
                                    device=device, skip_missing_frames=skip_missing_frames)
-            except Exception as e:  # one method's failure must not lose the others' results
+            except Exception as e:
                 log.exception("%s seed %d failed", name, seed)
                 failures[f"{name}/seed{seed}"] = f"{type(e).__name__}: {e}"
         timings[name] = time.time() - t0
         write_results_csv(out_dir)  # after each method, so a kill loses at most the method in flight
+    done = [m for m in methods if not any(k.split("/")[0] == m for k in failures)]
+    extra = []
+    if len(done) >= 2:
+        add_significance(out_dir, done)
     csv = write_results_csv(out_dir)
-    md = write_leaderboard(out_dir, command=command)
+    if pictures and done:
+        pc = per_class_plot(out_dir, done, seed=seeds[0])
+        best = __import__("pandas").read_csv(csv).query("split == 'val' and method in @done")
+        best = best.sort_values("mAP", ascending=False)["method"].iloc[0]
+        qp = qualitative_panel(out_dir, source, best, seed=seeds[0])
+        extra += [f"![per-class AP]({pc.name})", "", f"![qualitative, {best}]({qp.name})", ""]
+    md = write_suite(out_dir, suite, command=command, extra_md=extra)
     return {"results_csv": csv, "leaderboard": md, "failures": failures, "timings": timings,
             "wall_s": time.time() - t_start}

@@ -19,11 +19,10 @@ import torch
 from tqdm import tqdm
 
 from ..config import build_from_config, count_params
-from ..data.ava import group_columns
 from ..data.dataset import ClipDataset
 from ..head import ravar_loss
-from ..metrics import evaluate
 from ..registry import method_info
+from . import evaluation as ev
 from .results import result_path, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -45,9 +44,11 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, skip_missing_frames=False):
+def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, skip_missing_frames=False,
+                instances=None):
     dets = source.detections(split) if "detections" in needs else None
-    ds = ClipDataset(source.splits[split], source.root, dict(cfg.data), needs, detections=dets,
+    instances = source.splits[split] if instances is None else instances
+    ds = ClipDataset(instances, source.root, dict(cfg.data), needs, detections=dets,
                      skip_missing_frames=skip_missing_frames, cache=source.clip_cache)
     bs = cfg.train.batch_size if shuffle else cfg.eval.batch_size
     # drop_last=False everywhere: every instance is trained on and, above all, scored (the authors'
@@ -84,17 +85,6 @@ def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval"
         gt.append(batch["box"])
     return {"keys": keys, "scores": torch.cat(scores).numpy(), "boxes": torch.cat(boxes).numpy(),
             "labels": torch.cat(labels).numpy().astype(np.int8), "gt_boxes": torch.cat(gt).numpy()}
-
-
-def score_predictions(pred: dict, iou_gate=None) -> dict:
-    """Both protocols (weighted = the authors', macro) and the IoU-gated variant, with PM/OM/PI mAP."""
-    groups = group_columns()
-    res = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "weighted", None, groups)
-    macro = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "macro", None, groups)
-    gated = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"], "weighted", iou_gate or 0.5)
-    res.update({f"macro_{k}": v for k, v in macro.items() if k.startswith(("mAP", "AUROC"))})
-    res.update({f"gated_{k}": v for k, v in gated.items() if k in ("mAP", "AUROC")})
-    return res
 
 
 def save_predictions(pred: dict, path: Path) -> None:
@@ -191,19 +181,49 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     rows = []
     n_train = len(train_loader.dataset)
     for split in splits:
-        ds, loader = make_loader(source, split, cfg, needs, shuffle=False, skip_missing_frames=skip_missing_frames)
         t0 = time.time()
-        pred = predict(model, loader, text_cache, device, progress, desc=f"{name} {split}")
-        save_predictions(pred, out_dir / "predictions" / f"{name}__{split}__seed{seed}.npz")
-        metrics = score_predictions(pred, cfg.eval.get("iou_gate"))
+        metrics = evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device, progress,
+                                 skip_missing_frames)
         row = {"method": name, "family": info.family, "paper_name": info.paper_name, "split": split, "seed": seed,
                **{k: metrics[k] for k in ("mIoU", "mAP", "AUROC")},
                **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
                "protocol": "weighted", "config_set": cfg.config_set, "epochs": int(tc.epochs),
-               "train_instances": n_train, "skipped_instances": len(ds.skipped),
-               "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
+               "train_instances": n_train, "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
                "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
                "data": source.identity, "no_detection_count": int(getattr(model.method, "no_detection_count", 0))}
         write_json_atomic(result_path(out_dir, name, split, seed), row)
         rows.append(row)
     return rows
+
+
+def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device="cpu", progress=False,
+                   skip_missing_frames=False) -> dict:
+    """Predictions (saved), metrics, bootstrap CIs, by-people breakdown, swap control, rephrasing."""
+    e = cfg.eval
+    pdir = Path(out_dir) / "predictions"
+
+    def run(instances=None, tag=""):
+        ds, loader = make_loader(source, split, cfg, model.needs, shuffle=False,
+                                 skip_missing_frames=skip_missing_frames, instances=instances)
+        pred = predict(model, loader, text_cache, device, progress, desc=f"{name} {split}{tag}")
+        save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
+        return pred, ds
+
+    pred, ds = run()
+    out = ev.score_predictions(pred, e.get("iou_gate"))
+    out["skipped_instances"] = len(ds.skipped)
+    if e.get("n_boot", 0):
+        out.update(ev.confidence_intervals(pred, int(e.n_boot), seed))
+    out.update(ev.by_people(pred, source.splits[split]))
+    if e.get("swap_control", True):
+        swapped = ev.swapped_references(source.splits[split])
+        if swapped:
+            out.update(ev.swap_control(pred, run(swapped, "__swap")[0]))
+    if e.get("rephrase", False):
+        vals = [{k: out[k] for k in ("mIoU", "mAP", "AUROC")}]
+        for v in (1, 2):
+            p, _ = run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")
+            vals.append(ev._core(p))
+        for m in ("mIoU", "mAP", "AUROC"):
+            out[f"rephrase_{m}"] = float(np.mean([v[m] for v in vals]))
+    return out

@@ -1,0 +1,22 @@
+"""The paper's tables as runnable suites: which methods, which reference table, which columns."""
+from __future__ import annotations
+
+SUITES = {
+    "table2": dict(methods="all", table="2", title="Table 2: RAVAR benchmark"),
+    "table3a": dict(methods=["refatomnet", "refatomnet_wo_alsaf", "refatomnet_wo_caaf", "refatomnet_wo_catf",
+                             "refatomnet_wo_lsas"], table="3a", title="Table 3a: module ablation of RefAtomNet"),
+    "table3b": dict(methods=["fusion_add", "fusion_concat", "fusion_mul", "fusion_attention_bottleneck",
+                             "fusion_mcomet", "refatomnet"], table="3b", title="Table 3b: fusion alternatives"),
+    "table4a": dict(methods=["singularity", "xclip", "askanything", "blipv2", "refatomnet"], table="4a",
+                    cfg_options={"eval.rephrase": True}, value_prefix="rephrase_",
+                    aliases={"AskAnything13B": "AskAnything"},
+                    title="Table 4a: test-time rephrasing (mean over the original and two rephrasings)"),
+    "table4b": dict(methods=["xclip", "refatomnet_xclip", "blipv2", "refatomnet"], table="4b",
+                    aliases={"RefAtomNet": "RefAtomNet (BLIPv2)"}, title="Table 4b: RefAtomNet's backbone"),
+}
+
+
+def suite(name: str) -> dict:
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
+    return SUITES[name]
