@@ -179,7 +179,7 @@ def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
 

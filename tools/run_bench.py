@@ -44,6 +44,10 @@ def main(argv=None):
     ap.add_argument("--skip-invalid", action="store_true", help="count and skip invalid annotation rows")
     ap.add_argument("--skip-missing-frames", action="store_true", help="count and skip instances with missing frames")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--launcher", default="none", choices=["none", "submitit", "submitit-local"],
+                    help="fan methods x seeds out as independent jobs (Slurm through submitit, or local processes)")
+    ap.add_argument("--slurm", nargs="+", action=DictAction, default={},
+                    help="submitit Slurm parameters, e.g. slurm_partition=gpu gpus_per_node=1 timeout_min=600")
     ap.add_argument("--list", action="store_true", help="list the registered methods and exit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -59,11 +63,22 @@ def main(argv=None):
     synth = SynthConfig(seed=args.synth_seed, train_movies=tr, val_movies=va, test_movies=te, clips_per_movie=args.synth_clips)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     command = "python tools/run_bench.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    res = run_benchmark(methods, out, data=args.data, data_root=args.data_root, config_set=args.config_set,
-                        seeds=seeds, epochs=args.epochs, cfg_options=args.cfg_options, force=args.force,
-                        progress=not args.no_progress, synth=synth, skip_invalid=args.skip_invalid,
-                        skip_missing_frames=args.skip_missing_frames, device=args.device, command=command,
-                        suite=args.suite)
+    kw = dict(data=args.data, data_root=args.data_root, config_set=args.config_set, epochs=args.epochs,
+              cfg_options=args.cfg_options, force=args.force, synth=synth, skip_invalid=args.skip_invalid,
+              skip_missing_frames=args.skip_missing_frames, device=args.device, command=command, suite=args.suite)
+    if args.launcher == "none":
+        res = run_benchmark(methods, out, seeds=seeds, progress=not args.no_progress, **kw)
+    else:
+        from ravar_bench.engine.launch import fan_out
+        from ravar_bench.suites import suite as get_suite
+
+        if methods is None:
+            spec = get_suite(args.suite)
+            methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
+        res = fan_out(methods, seeds, out, cluster="local" if args.launcher == "submitit-local" else None,
+                      slurm=args.slurm, **kw)
+    if res["results_csv"] is None:  # a non-zero rank of a torchrun job
+        return 1 if res["failures"] else 0
     print(f"\nresults:     {res['results_csv']}\nleaderboard: {res['leaderboard']}\nwall time:   {res['wall_s']:.0f} s")
     for name, t in res["timings"].items():
         print(f"  {name:28s} {t:6.1f} s")

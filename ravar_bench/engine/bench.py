@@ -11,6 +11,7 @@ from ..config import load_config
 from ..leaderboard import write_suite
 from ..registry import resolve_methods
 from ..suites import suite as get_suite
+from . import distributed as D
 from .data_source import open_source
 from .report import add_significance, per_class_plot, qualitative_panel
 from .results import write_results_csv
@@ -31,9 +32,15 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
         methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = D.init_from_env() or device or ("cuda" if torch.cuda.is_available() else "cpu")
+    main = D.is_main()
+    progress = progress and main
     t_start = time.time()
+    if not main:  # rank 0 generates the embedded data once; the others wait for it
+        D.barrier()
     source = open_source(data, data_root, synth, skip_invalid=skip_invalid, progress=progress)
+    if main:
+        D.barrier()
     caches: dict = {}
     failures, timings = {}, {}
     for name in methods:
@@ -58,7 +65,11 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
                 log.exception("%s seed %d failed", name, seed)
                 failures[f"{name}/seed{seed}"] = f"{type(e).__name__}: {e}"
         timings[name] = time.time() - t0
-        write_results_csv(out_dir)  # after each method, so a kill loses at most the method in flight
+        if main:
+            write_results_csv(out_dir)  # after each method, so a kill loses at most the method in flight
+    if not main:
+        return {"results_csv": None, "leaderboard": None, "failures": failures, "timings": timings,
+                "wall_s": time.time() - t_start}
     done = [m for m in methods if not any(k.split("/")[0] == m for k in failures)]
     extra = []
     if len(done) >= 2:

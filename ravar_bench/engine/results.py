@@ -37,7 +37,7 @@ def collect_results(out_dir: str | Path) -> pd.DataFrame:
 def write_results_csv(out_dir: str | Path) -> Path:
     df = collect_results(out_dir)
     path = Path(out_dir) / "results.csv"
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     df.to_csv(tmp, index=False, float_format="%.4f")
     os.replace(tmp, path)
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -49,7 +50,7 @@ class TextFeatureCache:
         self.mask = torch.cat([self.mask, mask])
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
+            tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
             torch.save({"strings": list(self.index), "pooled": self.pooled, "tokens": self.tokens, "mask": self.mask}, tmp)
             tmp.replace(self.path)
 

@@ -22,6 +22,7 @@ from ..config import build_from_config, count_params
 from ..data.dataset import ClipDataset
 from ..head import ravar_loss
 from ..registry import method_info
+from . import distributed as D
 from . import evaluation as ev
 from .results import result_path, write_json_atomic
 
@@ -51,11 +52,17 @@ def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, s
     ds = ClipDataset(instances, source.root, dict(cfg.data), needs, detections=dets,
                      skip_missing_frames=skip_missing_frames, cache=source.clip_cache)
     bs = cfg.train.batch_size if shuffle else cfg.eval.batch_size
+    rank, world = D.rank_world()
+    kw = dict(collate_fn=ds.collate, num_workers=int(cfg.train.get("num_workers", 0)), drop_last=False)
     # drop_last=False everywhere: every instance is trained on and, above all, scored (the authors'
     # eval loaders drop the last incomplete batch).
-    loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=shuffle, generator=generator,
-                                         collate_fn=ds.collate, num_workers=int(cfg.train.get("num_workers", 0)),
-                                         drop_last=False)
+    if world == 1:
+        loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=shuffle, generator=generator, **kw)
+    elif shuffle:  # training: the global batch is split over the ranks
+        sampler = torch.utils.data.DistributedSampler(ds, world, rank, shuffle=True, seed=int(cfg.get("seed", 0)))
+        loader = torch.utils.data.DataLoader(ds, batch_size=max(1, bs // world), sampler=sampler, **kw)
+    else:  # evaluation: an unpadded shard per rank, gathered afterwards
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, D.shard(len(ds))), batch_size=bs, **kw)
     return ds, loader
 
 
@@ -72,7 +79,8 @@ def _to(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval") -> dict:
+def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval", order=None) -> dict:
+    """Scores and boxes for every instance of ``loader``; under DDP gathered from all ranks in ``order``."""
     model.eval()
     keys, scores, boxes, labels, gt = [], [], [], [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
@@ -83,8 +91,10 @@ def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval"
         boxes.append(out["boxes"].float().cpu())
         labels.append(batch["labels"])
         gt.append(batch["box"])
-    return {"keys": keys, "scores": torch.cat(scores).numpy(), "boxes": torch.cat(boxes).numpy(),
-            "labels": torch.cat(labels).numpy().astype(np.int8), "gt_boxes": torch.cat(gt).numpy()}
+    cat = (lambda xs, w: torch.cat(xs).numpy() if xs else np.zeros((0, w), dtype=np.float32))
+    pred = {"keys": keys, "scores": cat(scores, 80), "boxes": cat(boxes, 4),
+            "labels": cat(labels, 80).astype(np.int8), "gt_boxes": cat(gt, 4)}
+    return D.gather_predictions(pred, order) if order is not None else pred
 
 
 def save_predictions(pred: dict, path: Path) -> None:
@@ -118,8 +128,14 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     (work / "config.py").write_text(cfg.pretty_text)
 
     seed_everything(seed)
+    cfg.seed = seed
     model = build_from_config(cfg).to(device)
     needs = model.needs
+    rank, world = D.rank_world()
+    main = rank == 0
+    fwd = model
+    if world > 1:
+        fwd = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     tc = cfg.train
     gen = torch.Generator().manual_seed(seed)
@@ -152,10 +168,13 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     for epoch in range(start_epoch, int(tc.epochs)):
         model.train()
         t0 = time.time()
-        bar = tqdm(train_loader, desc=f"{name} s{seed} ep{epoch + 1}/{tc.epochs}", leave=False, disable=not progress)
+        if world > 1:
+            train_loader.sampler.set_epoch(epoch)
+        bar = tqdm(train_loader, desc=f"{name} s{seed} ep{epoch + 1}/{tc.epochs}", leave=False,
+                   disable=not (progress and main))
         for batch in bar:
             batch = _to(text_cache.add_to_batch(batch, needs), device)
-            out = model(batch)
+            out = fwd(batch)
             losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
             if not torch.isfinite(losses["loss"]):
                 raise FloatingPointError(f"{name} seed {seed}: non-finite loss at epoch {epoch + 1}; "
@@ -168,12 +187,16 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             sched.step()
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
         train_time += time.time() - t0
-        _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
-                            "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                            "train_time": train_time}, ckpt_path)
+        if main:
+            _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
+                                "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                                "train_time": train_time}, ckpt_path)
+        D.barrier()
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             raise Interrupted(f"stopped after epoch {epoch + 1} on request")
-    if not final_path.is_file() or force:
+    if world > 1:  # DDP syncs gradients, not buffers: give every rank rank 0's BatchNorm statistics to evaluate with
+        D.broadcast_buffers(model)
+    if main and (not final_path.is_file() or force):
         _atomic_torch_save(model.state_dict(), final_path)
         (work / "meta.json").write_text(json.dumps({"method": name, "config_set": cfg.config_set, "seed": seed,
                                                     "train_time_s": train_time}))
@@ -184,6 +207,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
         t0 = time.time()
         metrics = evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device, progress,
                                  skip_missing_frames)
+        if not main:
+            continue
         row = {"method": name, "family": info.family, "paper_name": info.paper_name, "split": split, "seed": seed,
                **{k: metrics[k] for k in ("mIoU", "mAP", "AUROC")},
                **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
@@ -202,23 +227,33 @@ def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, d
     e = cfg.eval
     pdir = Path(out_dir) / "predictions"
 
+    main = D.is_main()
+
     def run(instances=None, tag=""):
         ds, loader = make_loader(source, split, cfg, model.needs, shuffle=False,
                                  skip_missing_frames=skip_missing_frames, instances=instances)
-        pred = predict(model, loader, text_cache, device, progress, desc=f"{name} {split}{tag}")
-        save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
+        order = [i.key for i in ds.instances] if D.rank_world()[1] > 1 else None
+        pred = predict(model, loader, text_cache, device, progress and main, desc=f"{name} {split}{tag}", order=order)
+        if main:
+            save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
         return pred, ds
 
     pred, ds = run()
+    swapped = ev.swapped_references(source.splits[split]) if e.get("swap_control", True) else []
+    if not main:  # the other ranks only take part in the gathers
+        if swapped:
+            run(swapped, "__swap")
+        if e.get("rephrase", False):
+            for v in (1, 2):
+                run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")
+        return None
     out = ev.score_predictions(pred, e.get("iou_gate"))
     out["skipped_instances"] = len(ds.skipped)
     if e.get("n_boot", 0):
         out.update(ev.confidence_intervals(pred, int(e.n_boot), seed))
     out.update(ev.by_people(pred, source.splits[split]))
-    if e.get("swap_control", True):
-        swapped = ev.swapped_references(source.splits[split])
-        if swapped:
-            out.update(ev.swap_control(pred, run(swapped, "__swap")[0]))
+    if swapped:
+        out.update(ev.swap_control(pred, run(swapped, "__swap")[0]))
     if e.get("rephrase", False):
         vals = [{k: out[k] for k in ("mIoU", "mAP", "AUROC")}]
         for v in (1, 2):
