@@ -26,13 +26,21 @@ _INJECT = {
 
 
 def load_config(name: str, config_set: str = "tiny", cfg_options: dict | None = None) -> Config:
-    if config_set not in CONFIG_SETS:
-        raise ValueError(f"config_set must be one of {CONFIG_SETS}, got {config_set!r}")
+    """``config_set``: "tiny" or "full", optionally followed by overlays from the method's config folder,
+    e.g. "full+released" = configs/refatomnet/full.py with configs/refatomnet/released.py merged over it."""
+    base, *overlays = config_set.split("+")
+    if base not in CONFIG_SETS:
+        raise ValueError(f"config_set must be one of {CONFIG_SETS} (optionally +overlay), got {config_set!r}")
     info = method_info(name)
-    path = info.config_path(config_set)
+    path = info.config_path(base)
     if not path.is_file():
-        raise FileNotFoundError(f"method {name!r} has no {config_set} config: expected {path}")
+        raise FileNotFoundError(f"method {name!r} has no {base} config: expected {path}")
     cfg = Config.fromfile(str(path))
+    for ov in overlays:
+        opath = info.config_path(ov)
+        if not opath.is_file():
+            raise FileNotFoundError(f"method {name!r} has no config overlay {ov!r}: expected {opath}")
+        cfg.merge_from_dict(Config.fromfile(str(opath)).to_dict())
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if "model" not in cfg or cfg.model.get("type") != name:

@@ -1,6 +1,6 @@
 """The one metrics module: mAP, AUROC (multi-label, 80 classes) and mIoU, in percent.
 
-Imports nothing of ours (numpy and scipy only). The authors' protocol (refava-format.md):
+Imports nothing of ours (numpy only). The authors' protocol (refava-format.md):
   mAP   = sklearn average_precision_score(y, s, average="weighted")
   AUROC = sklearn roc_auc_score(y, s, average="weighted")
 both after dropping classes with no positive in the evaluated set; "weighted" = per-class values
@@ -18,7 +18,6 @@ torchmetrics to 1e-6 in tests/test_metrics.py.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def box_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -33,45 +32,54 @@ def box_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-column AP exactly as sklearn's average_precision_score (step-wise, ties as one threshold).
+def _ranking_per_class(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column AP and ROC AUC from ONE descending sort per column.
 
-    AP = sum_k (R_k - R_{k-1}) P_k over the DISTINCT score thresholds k in descending order. Columns with
-    no positive give NaN.
+    AP exactly as sklearn's average_precision_score: sum_k (R_k - R_{k-1}) P_k over the DISTINCT score
+    thresholds k (a run of tied scores is one threshold). AUC as the Mann-Whitney statistic with ties
+    counted one half, which equals sklearn's trapezoidal roc_auc_score: per tie group g with tp_g positives
+    and fp_g negatives, tp_g * (negatives scored lower) + tp_g * fp_g / 2, over P * N. Columns lacking
+    positives give NaN for both; lacking negatives, NaN AUC.
     """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels).astype(bool)
-    n, c = s.shape
-    order = np.argsort(-s, axis=0, kind="mergesort")
-    s_sorted = np.take_along_axis(s, order, axis=0)
-    y_sorted = np.take_along_axis(y, order, axis=0)
-    tp = np.cumsum(y_sorted, axis=0, dtype=np.float64)
-    fp = np.arange(1, n + 1, dtype=np.float64)[:, None] - tp
-    # the last row of each run of tied scores is where a threshold takes effect
-    last_of_tie = np.ones((n, c), dtype=bool)
-    last_of_tie[:-1] = s_sorted[:-1] != s_sorted[1:]
-    tp_at = np.where(last_of_tie, tp, 0.0)
-    prev_tp = np.zeros_like(tp)
-    prev_tp[1:] = np.maximum.accumulate(tp_at, axis=0)[:-1]
-    precision = tp / (tp + fp)
-    pos = y.sum(axis=0).astype(np.float64)
-    contrib = np.where(last_of_tie, (tp - prev_tp) * precision, 0.0)
+    s = np.asarray(scores)
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
+    # one row per class, contiguous: sorting and cumulating along the fast axis
+    st = np.ascontiguousarray(s.T)
+    yt = np.ascontiguousarray(np.asarray(labels).T, dtype=bool)
+    c, n = st.shape
+    order = np.argsort(-st, axis=1)
+    s_sorted = np.take_along_axis(st, order, axis=1)
+    tp = np.cumsum(np.take_along_axis(yt, order, axis=1), axis=1, dtype=np.int64)
+    pos = tp[:, -1].astype(np.float64)
+    neg = n - pos
+    # the last row of each run of tied scores is where a threshold takes effect; work on those only
+    last = np.ones((c, n), dtype=bool)
+    last[:, :-1] = s_sorted[:, :-1] != s_sorted[:, 1:]
+    row, col = np.nonzero(last)
+    tp_end = tp[row, col].astype(np.float64)
+    fp_end = (col + 1) - tp_end
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = row[1:] != row[:-1]
+    tp_prev = np.where(first, 0.0, np.concatenate([[0.0], tp_end[:-1]]))
+    fp_prev = np.where(first, 0.0, np.concatenate([[0.0], fp_end[:-1]]))
+    tp_g, fp_g = tp_end - tp_prev, fp_end - fp_prev
+    ap_sum = np.bincount(row, weights=tp_g * tp_end / (tp_end + fp_end), minlength=c)
+    auc_sum = np.bincount(row, weights=tp_g * (neg[row] - fp_end) + 0.5 * tp_g * fp_g, minlength=c)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pos > 0, contrib.sum(axis=0) / pos, np.nan)
+        ap = np.where(pos > 0, ap_sum / pos, np.nan)
+        auc = np.where((pos > 0) & (neg > 0), auc_sum / (pos * neg), np.nan)
+    return ap, auc
+
+
+def average_precision_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-column AP exactly as sklearn's average_precision_score; NaN where a column has no positive."""
+    return _ranking_per_class(scores, labels)[0]
 
 
 def roc_auc_per_class(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-column ROC AUC via the Mann-Whitney rank statistic (ties count one half), equal to sklearn's
-    trapezoidal roc_auc_score. Columns lacking positives or negatives give NaN."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels).astype(bool)
-    ranks = rankdata(s, axis=0, method="average")
-    pos = y.sum(axis=0).astype(np.float64)
-    neg = y.shape[0] - pos
-    rank_sum = np.where(y, ranks, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
-    return np.where((pos > 0) & (neg > 0), auc, np.nan)
+    """Per-column ROC AUC equal to sklearn's roc_auc_score; NaN where a column lacks positives or negatives."""
+    return _ranking_per_class(scores, labels)[1]
 
 
 def _average(values: np.ndarray, support: np.ndarray, average: str) -> float:
@@ -93,7 +101,8 @@ def evaluate(scores, labels, pred_boxes, gt_boxes, average: str = "weighted", io
     """
     if average not in ("weighted", "macro"):
         raise ValueError(f"average must be 'weighted' or 'macro', got {average!r}")
-    s = np.asarray(scores, dtype=np.float64)
+    s = np.asarray(scores)
+    s = s if s.dtype in (np.float32, np.float64) else s.astype(np.float64)
     y = np.asarray(labels)
     pb, gb = np.asarray(pred_boxes, dtype=np.float64), np.asarray(gt_boxes, dtype=np.float64)
     if s.ndim != 2 or s.shape != y.shape:
@@ -110,8 +119,7 @@ def evaluate(scores, labels, pred_boxes, gt_boxes, average: str = "weighted", io
     if iou_gate is not None:
         s = s * (iou >= iou_gate)[:, None]
     support = y.sum(axis=0).astype(np.float64)
-    ap = average_precision_per_class(s, y)
-    auc = roc_auc_per_class(s, y)
+    ap, auc = _ranking_per_class(s, y)
     out = {
         "mAP": 100 * _average(ap, support, average),
         "AUROC": 100 * _average(auc, support, average),

@@ -30,7 +30,8 @@ def main(argv=None):
                     help="one of the paper's tables: its methods (unless --methods), settings and table shape")
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "refava"])
     ap.add_argument("--data-root", default=None, help="real RefAVA root: annotations/ and frames/ (with --data refava)")
-    ap.add_argument("--config-set", default="tiny", choices=["tiny", "full"])
+    ap.add_argument("--config-set", default="tiny",
+                    help="tiny | full, optionally +overlay from the method's config folder (e.g. full+released)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of every config")
     ap.add_argument("--out", default=None, help="output folder (default work_dirs/bench, or work_dirs/<suite>)")

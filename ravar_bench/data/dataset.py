@@ -81,9 +81,10 @@ class ClipDataset(torch.utils.data.Dataset):
         ck = ("video", str(self.root), inst.clip_key, self.T, self.stride, self.size)
         if ck in self._cache:
             return self._cache[ck]
-        frames = torch.stack([read_frame(self.layout.path(self.frames_dir, inst.video_id, i))
-                              for i in self._frame_indices(inst)])
-        clip = resize_uint8(frames, self.size)
+        hw = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+        clip = torch.empty((self.T, 3, *hw), dtype=torch.uint8)
+        for k, i in enumerate(self._frame_indices(inst)):
+            clip[k] = resize_uint8(read_frame(self.layout.path(self.frames_dir, inst.video_id, i)), self.size)
         if self.cache_decoded:
             self._cache[ck] = clip
         return clip

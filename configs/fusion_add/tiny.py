@@ -1,0 +1,4 @@
+# fusion_add (paper Table 3): RefAtomNet's three streams as in configs/refatomnet/tiny.py, the agent fusion replaced.
+# ({{_base_.x}} is mmengine's reference to a value of the base config.)
+_base_ = ["../refatomnet/tiny.py"]
+model = dict(_delete_=True, type="fusion_add", variant="paper", width={{_base_.model.width}}, blip2={{_base_.model.blip2}})

@@ -1,0 +1,3 @@
+# RefAtomNet without CAAF (paper Table 3a); everything else as configs/refatomnet/tiny.py.
+_base_ = ["../refatomnet/tiny.py"]
+model = dict(type="refatomnet_wo_caaf")

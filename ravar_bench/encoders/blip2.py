@@ -1,0 +1,183 @@
+"""BLIP-2's image encoder + Q-Former applied per frame (shared by RefAtomNet and the BLIPv2 baseline).
+
+Built from transformers' own building blocks (``Blip2VisionModel`` / ``Blip2QFormerModel``), never
+re-implemented. Attribute names follow ``transformers.Blip2Model`` (``vision_model``, ``query_tokens``,
+``qformer``), so a folder written by ``Blip2Model.save_pretrained`` (or ``Blip2ForImageTextRetrieval``,
+``Blip2ForConditionalGeneration``) loads key for key; the language model's weights are skipped.
+
+API (fixed; other methods import it)::
+
+    enc = Blip2VideoEncoder(vision=dict(...), qformer=dict(...), num_query_tokens=32, freeze_vision=True,
+                            pretrained=None)
+    enc.hidden_size                       # the Q-Former width
+    enc(video)                            # (B, T, 3, H, W) -> (B, T, Q, hidden): per-frame query outputs
+    enc(video, text_embeds, text_mask)    # text_embeds (B, L, hidden) appended after the queries (BLIP-2's
+                                          # joint query+text mode); only the Q query positions are returned
+
+Notes
+- ``vision`` -> ``Blip2VisionConfig`` kwargs, ``qformer`` -> ``Blip2QFormerConfig`` kwargs. The Q-Former's
+  ``encoder_hidden_size`` defaults to the vision width. Defaults of both configs are BLIP-2's
+  (EVA ViT-g/14 at 224 px: width 1408, 39 layers; Q-Former: BERT-base width 768, 12 layers,
+  cross-attention every 2nd layer), i.e. ``Blip2VisionConfig()`` / ``Blip2QFormerConfig()``.
+- ``Blip2VisionConfig``'s default ``initializer_range`` is 1e-10 (it expects pretrained weights): a randomly
+  initialised ViT with it outputs (almost) the same vector for every image. Random-init configs (tiny)
+  should set ``vision=dict(initializer_range=0.02, ...)``.
+- Joint query+text mode needs the Q-Former's text feed-forward layers: ``qformer=dict(use_qformer_text_input=True)``
+  (a clear error otherwise).
+- The query tokens are initialised N(0, initializer_range) as in LAVIS (transformers' ``Blip2Model`` zeroes
+  them, which with random weights makes all Q queries identical forever: a symmetry nothing breaks).
+- A frozen vision tower runs under ``torch.no_grad`` and stays in eval mode.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import read_state_dict
+
+log = logging.getLogger(__name__)
+
+# Keys of a Blip2* checkpoint that belong to this module (everything else, e.g. language_model.*, is skipped).
+_OWN_PREFIXES = ("vision_model.", "qformer.", "query_tokens")
+_STRIP = ("module.", "blip2.", "model.")
+
+
+def _resolve_pretrained(path: str) -> list[Path]:
+    """The weight file(s) behind ``pretrained``: a save_pretrained folder or a single state-dict file."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        hint = ""
+        if not str(path).startswith((".", "/", "~")) and str(path).count("/") == 1:
+            hint = (f" It looks like a hub id; nothing is downloaded at run time. Run "
+                    f"Blip2Model.from_pretrained('{path}').save_pretrained('/models/blip2') on a machine with network "
+                    f"access and set model.pretrained=/models/blip2.")
+        raise FileNotFoundError(
+            f"BLIP-2 pretrained={path!r}: no local file or folder there. Put a folder written by "
+            f"transformers' Blip2Model.save_pretrained (config.json + model*.safetensors) or a state-dict file at that "
+            f"path.{hint}")
+    if p.is_file():
+        return [p]
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        idx = p / index_name
+        if idx.is_file():
+            weight_map = json.loads(idx.read_text())["weight_map"]
+            shards = sorted({f for k, f in weight_map.items() if _strip(k).startswith(_OWN_PREFIXES)})
+            if not shards:
+                raise KeyError(f"BLIP-2 pretrained={p}: {index_name} names no vision_model./qformer./query_tokens keys")
+            return [p / s for s in shards]
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (p / name).is_file():
+            return [p / name]
+    raise FileNotFoundError(f"BLIP-2 pretrained={p}: the folder holds no model.safetensors, pytorch_model.bin or "
+                            f"shard index; save it with Blip2Model.save_pretrained")
+
+
+def _strip(key: str) -> str:
+    for pre in _STRIP:
+        if key.startswith(pre):
+            return key[len(pre):]
+    return key
+
+
+class Blip2VideoEncoder(nn.Module):
+    def __init__(self, vision: dict, qformer: dict, num_query_tokens: int = 32, freeze_vision: bool = True,
+                 pretrained: str | None = None):
+        super().__init__()
+        from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfig, Blip2VisionModel
+
+        vcfg = Blip2VisionConfig(**(vision or {}))
+        qkw = dict(qformer or {})
+        qkw.setdefault("encoder_hidden_size", vcfg.hidden_size)
+        if qkw["encoder_hidden_size"] != vcfg.hidden_size:
+            raise ValueError(f"Blip2VideoEncoder: qformer.encoder_hidden_size={qkw['encoder_hidden_size']} must equal "
+                             f"the vision width {vcfg.hidden_size}")
+        qcfg = Blip2QFormerConfig(**qkw)
+        self.vision_model = Blip2VisionModel(vcfg)
+        self.query_tokens = nn.Parameter(torch.zeros(1, num_query_tokens, qcfg.hidden_size))
+        nn.init.normal_(self.query_tokens, std=qcfg.initializer_range)
+        self.qformer = Blip2QFormerModel(qcfg)
+        self.hidden_size: int = qcfg.hidden_size
+        self.vision_hidden_size: int = vcfg.hidden_size
+        self.num_query_tokens = num_query_tokens
+        self.image_size = vcfg.image_size
+        self.text_input = bool(qcfg.use_qformer_text_input)
+        self.freeze_vision = freeze_vision
+        self.load_report: dict | None = None
+        if pretrained:
+            self.load_report = self.load_pretrained(pretrained)
+        if freeze_vision:
+            for prm in self.vision_model.parameters():
+                prm.requires_grad_(False)
+            self.vision_model.eval()
+
+    # ------------------------------------------------------------------ weights
+    def load_pretrained(self, path: str) -> dict:
+        """Load vision_model.* / query_tokens / qformer.* from a local Blip2 folder or state-dict file."""
+        own = {}
+        for f in _resolve_pretrained(path):
+            for k, v in read_state_dict(f, what="BLIP-2 checkpoint").items():
+                k = _strip(k)
+                if k.startswith(_OWN_PREFIXES):
+                    own[k] = v
+        if not own:
+            raise KeyError(f"BLIP-2 pretrained={path}: no vision_model./qformer./query_tokens keys found (LAVIS "
+                           f"checkpoints use other names: convert them with transformers' BLIP-2 conversion script)")
+        try:
+            res = self.load_state_dict(own, strict=False)
+        except RuntimeError as e:  # size mismatches: the checkpoint is of another architecture than the config
+            raise ValueError(f"BLIP-2 pretrained={path}: the checkpoint does not fit model.blip2.vision / qformer / "
+                             f"num_query_tokens of the config: {e}") from None
+        report = {"missing": list(res.missing_keys), "unexpected": list(res.unexpected_keys)}
+        if report["missing"] or report["unexpected"]:
+            log.warning("BLIP-2 checkpoint %s: %d missing keys %s, %d unexpected keys %s", path,
+                        len(report["missing"]), report["missing"][:5], len(report["unexpected"]),
+                        report["unexpected"][:5])
+        return report
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_vision:
+            self.vision_model.eval()  # frozen tower: no dropout / stays deterministic
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> the ViT's last hidden state (N, 1 + P, vision width)."""
+        if self.freeze_vision:
+            with torch.no_grad():
+                return self.vision_model(pixel_values=frames).last_hidden_state
+        return self.vision_model(pixel_values=frames).last_hidden_state
+
+    def forward(self, video: torch.Tensor, text_embeds: torch.Tensor | None = None,
+                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if video.dim() != 5 or video.shape[2] != 3 or tuple(video.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"Blip2VideoEncoder: video must be (B, T, 3, {self.image_size}, {self.image_size}) "
+                             f"(vision.image_size={self.image_size}), got {tuple(video.shape)}")
+        b, t = video.shape[:2]
+        dtype = self.vision_model.embeddings.patch_embedding.weight.dtype
+        img = self.encode_frames(video.flatten(0, 1).to(dtype))
+        q = self.num_query_tokens
+        query = self.query_tokens.expand(b * t, -1, -1)
+        attn_mask = None
+        if text_embeds is not None:
+            if not self.text_input:
+                raise ValueError("Blip2VideoEncoder: text_embeds given, but the Q-Former was built without its text "
+                                 "feed-forward layers; set qformer=dict(use_qformer_text_input=True, ...)")
+            if text_embeds.dim() != 3 or text_embeds.shape[0] != b or text_embeds.shape[2] != self.hidden_size:
+                raise ValueError(f"Blip2VideoEncoder: text_embeds must be (B={b}, L, {self.hidden_size}), "
+                                 f"got {tuple(text_embeds.shape)}")
+            txt = text_embeds.unsqueeze(1).expand(b, t, *text_embeds.shape[1:]).flatten(0, 1).to(query.dtype)
+            query = torch.cat([query, txt], dim=1)
+            if text_mask is not None:
+                tm = text_mask.bool().unsqueeze(1).expand(b, t, text_mask.shape[1]).flatten(0, 1)
+                attn_mask = torch.cat([torch.ones(b * t, q, dtype=torch.long, device=tm.device), tm.long()], dim=1)
+        out = self.qformer(query_embeds=query, query_length=q, attention_mask=attn_mask,
+                           encoder_hidden_states=img).last_hidden_state
+        return out[:, :q].reshape(b, t, q, self.hidden_size)
+
+
+__all__ = ["Blip2VideoEncoder"]
