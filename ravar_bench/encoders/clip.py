@@ -5,15 +5,23 @@ open_clip ships its BPE vocabulary, so tokenising works offline; weights come on
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from .checkpoint import load_into
 
+log = logging.getLogger(__name__)
+
 
 def build_clip(model_name: str | None = None, embed_dim: int | None = None, vision: dict | None = None,
-               text: dict | None = None, pretrained: str | None = None) -> nn.Module:
-    """``model_name`` (an open_clip architecture name such as 'ViT-B-32') or explicit tower configs."""
+               text: dict | None = None, pretrained: str | None = None, quick_gelu: bool | None = None) -> nn.Module:
+    """``model_name`` (an open_clip architecture name such as 'ViT-B-32') or explicit tower configs.
+
+    ``quick_gelu``: OpenAI's CLIP weights were trained with QuickGELU (open_clip's '*-quickgelu' names set it);
+    None takes the named architecture's setting (False for explicit configs).
+    """
     import open_clip
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
@@ -24,9 +32,12 @@ def build_clip(model_name: str | None = None, embed_dim: int | None = None, visi
         embed_dim = embed_dim or base["embed_dim"]
         vision = {**base["vision_cfg"], **(vision or {})}
         text = {**base["text_cfg"], **(text or {})}
+        if quick_gelu is None:
+            quick_gelu = bool(base.get("quick_gelu", False))
     if embed_dim is None or vision is None or text is None:
         raise ValueError("build_clip needs model_name or all of embed_dim, vision, text")
-    model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=CLIPVisionCfg(**vision), text_cfg=CLIPTextCfg(**text))
+    model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=CLIPVisionCfg(**vision), text_cfg=CLIPTextCfg(**text),
+                           quick_gelu=bool(quick_gelu))
     if pretrained:
         load_into(model, pretrained, strip_prefixes=("module.", "clip."), what="open_clip checkpoint")
     return model
@@ -46,4 +57,40 @@ class ClipTokenizer:
         for t in texts:
             if not t or not t.strip():
                 raise ValueError("empty reference text: every instance needs a non-empty referring sentence")
+        n_long = sum(len(self._tok.encode(t)) + 2 > self.context_length for t in texts)  # + start/end tokens
+        if n_long:
+            log.warning("CLIP tokenizer: %d reference(s) longer than %d tokens were truncated", n_long,
+                        self.context_length)
         return self._tok(list(texts), context_length=self.context_length)
+
+
+def encode_text_tokens(model: nn.Module, ids: torch.Tensor, normalize: bool = False):
+    """CLIP's text tower with its per-token outputs kept: the same modules and order as open_clip's
+    ``CLIP.encode_text`` (token + positional embedding, causal transformer, ln_final, projection), which
+    returns only the pooled end-of-text vector. Word-level features are what X-CLIP's fine-grained
+    contrasts need. Token sequences shorter than the tower's context (e.g. 32 words for CLIP's 77
+    positions) use the first positions, as CLIP4Clip / X-CLIP / MeVTR do (``positional_embedding[:L]``);
+    ``encode_text`` itself only takes full-length sequences.
+
+    Returns ``(sentence (B, E), words (B, L, E), word_mask (B, L) bool)``; the mask marks the real tokens
+    (start, words, end-of-text), not the padding after the end-of-text token.
+    """
+    from open_clip.transformer import text_global_pool
+
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(ids).to(cast_dtype)
+    x = x + model.positional_embedding[: ids.shape[1]].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[: ids.shape[1], : ids.shape[1]])
+    x = model.ln_final(x)
+    pooled = text_global_pool(x, ids, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    proj = model.text_projection
+    if proj is not None:
+        if isinstance(proj, nn.Linear):
+            pooled, x = proj(pooled), proj(x)
+        else:
+            pooled, x = pooled @ proj, x @ proj
+    eot = ids.argmax(dim=-1, keepdim=True)  # open_clip's "argmax" pooling: the end-of-text id is the largest
+    mask = torch.arange(ids.shape[1], device=ids.device)[None] <= eot
+    if normalize:
+        pooled, x = nn.functional.normalize(pooled, dim=-1), nn.functional.normalize(x, dim=-1)
+    return pooled, x, mask

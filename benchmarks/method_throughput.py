@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Per-method cost: tiny-config training throughput on this CPU (clips/s, forward + backward + AdamW at
+batch 16, 8 frames, 64 px, 2 threads) and the full configs' parameter count and forward FLOPs per clip
+(built on the meta device, counted with torch.utils.flop_counter; no memory, no weights).
+
+    python benchmarks/method_throughput.py [--methods all] [--steps 10] [--no-flops] [--csv out.csv]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ravar_bench.config import build_from_config, count_params, load_config  # noqa: E402
+from ravar_bench.head import ravar_loss  # noqa: E402
+from ravar_bench.registry import resolve_methods  # noqa: E402
+
+
+def fake_batch(cfg, b: int, device="cpu") -> dict:
+    d, t = cfg.data, cfg.text_encoder
+    size = d.img_size
+    n, L, dt = d.get("num_dets", 16), t.max_len, t.dim
+    g = torch.Generator().manual_seed(0)
+    mk = lambda *s: torch.randn(*s, generator=g).to(device)
+    boxes = torch.rand(b, n, 4, generator=g)
+    boxes = torch.cat([boxes[..., :2] * 0.5, boxes[..., :2] * 0.5 + 0.1 + boxes[..., 2:] * 0.4], -1).to(device)
+    labels = (torch.rand(b, 80, generator=g) < 0.05).float().to(device)
+    return {
+        "video": mk(b, d.num_frames, 3, size, size), "keyframe": mk(b, 3, d.get("keyframe_size", size), d.get("keyframe_size", size)),
+        "text": ["the woman on the left in a red shirt"] * b, "text_emb": mk(b, dt), "text_tokens": mk(b, L, dt),
+        "text_mask": torch.ones(b, L, dtype=torch.bool, device=device),
+        "detections": {"boxes": boxes, "scores": torch.rand(b, n, generator=g).to(device),
+                       "mask": torch.ones(b, n, dtype=torch.bool, device=device),
+                       "cat_ids": torch.ones(b, n, dtype=torch.long, device=device), "cat_emb": mk(b, n, dt)},
+        "labels": labels, "box": torch.tensor([[0.2, 0.2, 0.6, 0.8]] * b, device=device), "key": [str(i) for i in range(b)],
+    }
+
+
+def train_throughput(name: str, steps: int) -> float:
+    cfg = load_config(name, "tiny")
+    torch.manual_seed(0)
+    model = build_from_config(cfg).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    batch = fake_batch(cfg, 16)
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        out = model(batch)
+        loss = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"])["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:  # the first steps pay for lazy initialisation
+            times.append(time.perf_counter() - t0)
+    return 16 / (sum(times) / len(times))
+
+
+def full_costs(name: str, flops: bool) -> tuple[int, float]:
+    cfg = load_config(name, "full")
+    model = build_from_config(cfg, device="meta").eval()
+    params = count_params(model)
+    if not flops:
+        return params, float("nan")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(fake_batch(cfg, 1, device="meta"))
+        return params, fc.get_total_flops() / 1e9
+    except Exception as e:  # a data-dependent op cannot run on meta tensors
+        print(f"  ({name}: FLOPs not countable on the meta device: {type(e).__name__}: {str(e)[:80]})")
+        return params, float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="all")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--no-flops", action="store_true")
+    ap.add_argument("--csv", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    rows = []
+    print(f"{'method':28s} {'tiny clips/s':>12s} {'tiny ms/step':>12s} {'full params (M)':>16s} {'full GFLOPs/clip':>17s}")
+    for name in resolve_methods(args.methods):
+        cps = train_throughput(name, args.steps)
+        p, gf = full_costs(name, not args.no_flops)
+        rows.append(dict(method=name, tiny_train_clips_per_s=cps, full_params_M=p / 1e6, full_gflops_per_clip=gf))
+        print(f"{name:28s} {cps:12.1f} {16000 / cps:12.1f} {p / 1e6:16.1f} {gf:17.1f}")
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+
+
+if __name__ == "__main__":
+    main()
