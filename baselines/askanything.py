@@ -87,7 +87,7 @@ class AskAnything(Method):
         return self
 
     def video_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        q = self.encoder(video) + self.frame_embed                           # (B, T, Q, H)
+        q = self.encoder(video, clip_keys=batch.get("clip_key")) + self.frame_embed                           # (B, T, Q, H)
         return self.llama_proj(q.flatten(1, 2))                               # (B, T*Q, D_llm)
 
     def forward(self, batch):

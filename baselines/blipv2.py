@@ -99,7 +99,7 @@ class BLIPv2(Method):
         enc = tokenize_truncating(self.tokenizer, refs, self.max_text_len, self.method_name)
         ids, mask = enc["input_ids"].to(video.device), enc["attention_mask"].to(video.device)
         text_embeds = self.embeddings(input_ids=ids)
-        joint = self.encoder(video, text_embeds, mask)                       # (B, T, Q, H): queries after text
+        joint = self.encoder(video, text_embeds, mask, clip_keys=batch.get("clip_key"))                       # (B, T, Q, H): queries after text
         txt = self.encoder.qformer(query_embeds=text_embeds, query_length=0,
                                    attention_mask=mask).last_hidden_state[:, 0]
         return torch.cat([joint.mean(dim=(1, 2)), txt], dim=-1)

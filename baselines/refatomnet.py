@@ -117,7 +117,7 @@ class RefAtomNetStreams(Method):
         """Eq. 1, visual: (B, T, 3, H, W) -> per-frame Q-Former queries averaged over frames (B, Q, hidden)."""
         video = batch["video"]
         self.check_video(video, self.num_frames, self.img_size)
-        return self.visual(video).mean(dim=1)
+        return self.visual(video, clip_keys=batch.get("clip_key")).mean(dim=1)
 
     def build_text(self, text_dim: int, max_text_len: int, width: int) -> None:
         self.p_rt = nn.Linear(text_dim, width)  # P_RT (Eq. 1)

@@ -22,6 +22,8 @@ _INJECT = {
     "num_dets": ("data", "num_dets"),
     "text_dim": ("text_encoder", "dim"),
     "max_text_len": ("text_encoder", "max_len"),
+    "pixel_mean": ("data", "mean"),  # the statistics the frames are normalised with
+    "pixel_std": ("data", "std"),
 }
 
 

@@ -11,7 +11,8 @@ so a single-frame method never pays for decoding a clip):
 - ``detections``   dict: ``boxes`` (B, No, 4) normalised x1y1x2y2, ``scores`` (B, No), ``mask`` (B, No) bool,
                    ``cat_ids`` (B, No) long (COCO ids), ``cat_emb`` (B, No, Dt) frozen text embedding
                    of each category name
-Always present: ``key`` (list of B), ``labels`` (B, 80) multi-hot, ``box`` (B, 4).
+Always present: ``key`` (list of B), ``clip_key`` (list of B: "<video_id>___<timestamp>", the key of the
+clip's pixels, for caching frozen features), ``labels`` (B, 80) multi-hot, ``box`` (B, 4).
 
 The builder attaches the one :class:`ravar_bench.head.SharedHead`; a method never owns a head.
 """
@@ -41,11 +42,16 @@ class Method(nn.Module):
         hw = (size, size) if isinstance(size, int) else tuple(size)
         want = (num_frames, 3, *hw) if key == "video" else (3, *hw)
         if video.dim() != len(want) + 1 or tuple(video.shape[1:]) != want:
+            fields = "data.num_frames / data.img_size" if key == "video" else "data.keyframe_size"
             raise ValueError(
                 f"{self.method_name}: batch['{key}'] has shape {tuple(video.shape)}, but the method was built "
-                f"for (B, {', '.join(map(str, want))}); set data.num_frames / data.img_size in the config to "
-                f"match the model, or rebuild the model for this input"
+                f"for (B, {', '.join(map(str, want))}); set {fields} in the config to match the model, or "
+                f"rebuild the model for this input"
             )
+
+    # A method with a training objective of its own (e.g. RefCLIP's anchor contrast) sets ``self.aux_loss``
+    # (a scalar tensor, already weighted) in forward; the engine adds it to the shared loss.
+    aux_loss = None
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

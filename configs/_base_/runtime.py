@@ -7,6 +7,7 @@ train = dict(
     weight_decay=0.01,
     grad_clip=1.0,
     num_workers=0,
+    cache_frozen=True,  # frozen parts' outputs (e.g. BLIP-2's frozen ViT) computed once per clip, kept in out/cache/
 )
 loss = dict(box_weight=5.0, cls_weight=1.0)  # Eq. 13-14; the paper weights the MSE term by 5
 head = dict(cls_hidden=(512, 256), box_hidden=(512, 128), dropout=0.2, box_activation="sigmoid")

@@ -127,7 +127,8 @@ class ClipDataset(torch.utils.data.Dataset):
         return item
 
     def collate(self, items: list[dict]) -> dict:
-        out = {"key": [it["key"] for it in items], "text": [it["text"] for it in items],
+        out = {"key": [it["key"] for it in items], "clip_key": [it["key"].rsplit("___", 1)[0] for it in items],
+               "text": [it["text"] for it in items],
                "labels": torch.stack([it["labels"] for it in items]), "box": torch.stack([it["box"] for it in items])}
         if "video" in items[0]:
             out["video"] = normalise(torch.stack([it["video"] for it in items]), self.mean, self.std)

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .checkpoint import read_state_dict
+from .frozen_cache import FrozenFeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Blip2VideoEncoder(nn.Module):
         self.image_size = vcfg.image_size
         self.text_input = bool(qcfg.use_qformer_text_input)
         self.freeze_vision = freeze_vision
+        self.feature_cache = FrozenFeatureCache(enabled=freeze_vision)
         self.load_report: dict | None = None
         if pretrained:
             self.load_report = self.load_pretrained(pretrained)
@@ -153,13 +155,19 @@ class Blip2VideoEncoder(nn.Module):
         return self.vision_model(pixel_values=frames).last_hidden_state
 
     def forward(self, video: torch.Tensor, text_embeds: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None) -> torch.Tensor:
+                text_mask: torch.Tensor | None = None, clip_keys: list[str] | None = None) -> torch.Tensor:
+        """``clip_keys`` (batch["clip_key"]): with a frozen ViT its per-clip outputs come from ``feature_cache``."""
         if video.dim() != 5 or video.shape[2] != 3 or tuple(video.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(f"Blip2VideoEncoder: video must be (B, T, 3, {self.image_size}, {self.image_size}) "
                              f"(vision.image_size={self.image_size}), got {tuple(video.shape)}")
         b, t = video.shape[:2]
         dtype = self.vision_model.embeddings.patch_embedding.weight.dtype
-        img = self.encode_frames(video.flatten(0, 1).to(dtype))
+        if self.freeze_vision and clip_keys is not None:
+            img = self.feature_cache(clip_keys, video.to(dtype),
+                                     lambda v: self.encode_frames(v.flatten(0, 1)).unflatten(0, (v.shape[0], t)))
+            img = img.flatten(0, 1)
+        else:
+            img = self.encode_frames(video.flatten(0, 1).to(dtype))
         q = self.num_query_tokens
         query = self.query_tokens.expand(b * t, -1, -1)
         attn_mask = None

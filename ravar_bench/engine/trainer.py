@@ -7,6 +7,7 @@ with weights_only=True. mmengine still provides the configs and the registry.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from ..config import build_from_config, count_params
 from ..data.dataset import ClipDataset
+from ..encoders.frozen_cache import frozen_caches
 from ..head import ravar_loss
 from ..registry import method_info
 from . import distributed as D
@@ -133,6 +135,13 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     needs = model.needs
     rank, world = D.rank_world()
     main = rank == 0
+    caches = frozen_caches(model)
+    if caches:
+        fp = hashlib.sha1(f"{cfg.pretty_text}|{seed}|{source.identity}".encode()).hexdigest()[:12]
+        for cname, cache in caches:
+            cache.enabled = cache.enabled and bool(cfg.train.get("cache_frozen", True))
+            if cache.enabled:
+                cache.bind(out_dir / "cache" / f"frozen_{name}_{fp}_{cname or 'root'}.pt")
     fwd = model
     if world > 1:
         fwd = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
@@ -176,6 +185,9 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             batch = _to(text_cache.add_to_batch(batch, needs), device)
             out = fwd(batch)
             losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
+            aux = getattr(model.method, "aux_loss", None)
+            if aux is not None:  # the method's own objective (set in its forward), on top of the shared loss
+                losses["loss"] = losses["loss"] + aux
             if not torch.isfinite(losses["loss"]):
                 raise FloatingPointError(f"{name} seed {seed}: non-finite loss at epoch {epoch + 1}; "
                                          f"bce={losses['bce'].item()}, mse={losses['mse'].item()}")
@@ -188,6 +200,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
         train_time += time.time() - t0
         if main:
+            for _, cache in caches:
+                cache.save()
             _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
                                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
                                 "train_time": train_time}, ckpt_path)
