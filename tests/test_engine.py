@@ -77,3 +77,32 @@ def test_finished_work_is_not_rerun(engine_env, tmp_path):
     df = collect_results(tmp_path)
     assert list(df.columns[:7]) == ["method", "family", "split", "seed", "mIoU", "mAP", "AUROC"]
     assert json.loads(p.read_text())["family"] == "Control"
+
+
+def test_method_aux_loss_is_optimised(engine_env, tmp_path):
+    """A method's own objective (``self.aux_loss``) is added to the shared loss by the engine."""
+    src, _, tc = engine_env
+    cdir = tmp_path / "cfg"
+    cdir.mkdir()
+    (cdir / "tiny.py").write_text(
+        f"_base_ = ['{ravar_bench.registry.CONFIG_ROOT}/_base_/tiny.py']\n"
+        "model = dict(type='test_aux_probe')\ntrain = dict(epochs=1, batch_size=8, weight_decay=0.0)\n")
+
+    @register_method("test_aux_probe", family="Control", config_dir=str(cdir))
+    class AuxProbe(Method):
+        needs = frozenset({"text_emb"})
+
+        def __init__(self, text_dim):
+            super().__init__()
+            self.lin = torch.nn.Linear(text_dim, 8)
+            self.only_aux = torch.nn.Parameter(torch.ones(1))  # reached by nothing but the aux loss
+            self.feat_dim = 8
+
+        def forward(self, b):
+            self.aux_loss = (self.only_aux ** 2).sum() if self.training else None
+            return self.lin(b["text_emb"])
+
+    cfg = load_config("test_aux_probe", "tiny", {"eval.swap_control": False, "eval.n_boot": 0})
+    train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path / "out", progress=False)
+    sd = torch.load(tmp_path / "out/runs/test_aux_probe/seed0/model.pt", weights_only=True)
+    assert sd["method.only_aux"].item() < 1.0
