@@ -1,0 +1,5 @@
+# VideoMAE V2 ViT-B/16 as mmaction2's vit-base-p16_videomaev2-vit-g-dist-k710-pre_16x4x1_kinetics-400 (16 frames,
+# stride 4); set model.pretrained to a local mmaction2 checkpoint (..._20230510-3e7f93b2.pth).
+_base_ = ["../_base_/full.py"]
+data = dict(num_frames=16, frame_stride=4)
+model = dict(type="videomae2_b", backbone=dict(embed_dims=768, depth=12, num_heads=12, patch_size=16), pretrained=None)
