@@ -86,8 +86,8 @@ class AskAnything(Method):
             self.llm.eval()
         return self
 
-    def video_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        q = self.encoder(video, clip_keys=batch.get("clip_key")) + self.frame_embed                           # (B, T, Q, H)
+    def video_tokens(self, video: torch.Tensor, clip_keys: list[str] | None = None) -> torch.Tensor:
+        q = self.encoder(video, clip_keys=clip_keys) + self.frame_embed      # (B, T, Q, H)
         return self.llama_proj(q.flatten(1, 2))                               # (B, T*Q, D_llm)
 
     def forward(self, batch):
@@ -107,7 +107,7 @@ class AskAnything(Method):
             tail[i, : len(x)] = torch.tensor(x, device=dev)
         tail_mask = torch.arange(tail.shape[1], device=dev)[None] < lens[:, None]
         emb = self.llm.get_input_embeddings()
-        vid = self.video_tokens(video)
+        vid = self.video_tokens(video, batch.get("clip_key"))
         head = emb(self._head_ids)[None].expand(b, -1, -1)
         x = torch.cat([head, vid.to(head.dtype), emb(tail)], dim=1)
         mask = torch.cat([torch.ones(b, head.shape[1] + vid.shape[1], dtype=torch.bool, device=dev), tail_mask], 1)

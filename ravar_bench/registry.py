@@ -82,14 +82,28 @@ def method_info(name: str) -> MethodInfo:
     return _INFO[name]
 
 
+def _paper_row_order() -> dict[str, int]:
+    import csv
+    from importlib import resources
+
+    text = resources.files("ravar_bench").joinpath("reference/paper_results.csv").read_text()
+    out: dict[str, int] = {}
+    for k, row in enumerate(csv.DictReader(text.splitlines())):
+        out.setdefault(row["method"], k)
+    return out
+
+
 def list_methods(family: str | None = None, table2_only: bool = False) -> list[str]:
-    """Registered method names, in Table 2's family order then registration order."""
+    """Registered method names: families in Table 2's order, within a family the paper's row order
+    (methods the paper lacks after those, in registration order)."""
     discover()
     names = [n for n, i in _INFO.items() if (family is None or i.family == family)]
     if table2_only:
         names = [n for n in names if _INFO[n].family in TABLE2_FAMILIES]
-    order = {f: k for k, f in enumerate(FAMILIES)}
-    return sorted(names, key=lambda n: order[_INFO[n].family])
+    fam = {f: k for k, f in enumerate(FAMILIES)}
+    rows = _paper_row_order()
+    reg = {n: k for k, n in enumerate(_INFO)}
+    return sorted(names, key=lambda n: (fam[_INFO[n].family], rows.get(_INFO[n].paper_name, 10 ** 6), reg[n]))
 
 
 def resolve_methods(spec: str) -> list[str]:
