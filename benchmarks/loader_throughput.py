@@ -3,7 +3,8 @@
 
 Raw: torchvision.io.decode_jpeg on each file of each clip, one process (what any loader must at least do).
 Loader: ClipDataset (decode + resize + sampling), no in-memory cache, through a DataLoader with 0 / 2 workers
-and prefetching, collated and normalised as in training. Target: loader >= 80% of the raw rate.
+and prefetching, collated as in training (uint8; normalised where the model runs). Target: loader >= 80% of
+the raw rate.
 
     python benchmarks/loader_throughput.py [--clips 200] [--size 64]
 """

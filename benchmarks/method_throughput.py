@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Per-method cost: tiny-config training throughput on this CPU (clips/s, forward + backward + AdamW at
 batch 16, 8 frames, 64 px, 2 threads) and the full configs' parameter count and forward FLOPs per clip
-(built on the meta device, counted with torch.utils.flop_counter; no memory, no weights).
+(built on the meta device, counted with torch.utils.flop_counter, which counts a multiply-add as 2 FLOPs;
+methods whose forward needs real values are counted with a real CPU forward when under 400M parameters).
 
     python benchmarks/method_throughput.py [--methods all] [--steps 10] [--no-flops] [--csv out.csv]
 """
@@ -57,21 +58,32 @@ def train_throughput(name: str, steps: int) -> float:
     return 16 / (sum(times) / len(times))
 
 
-def full_costs(name: str, flops: bool) -> tuple[int, float]:
+def full_costs(name: str, flops: bool, real_limit_m: float = 400.0) -> tuple[int, float, str]:
+    """Full-config parameters and forward GFLOPs for one clip: counted on the meta device, or, where a method
+    needs real values (``.item()``, data-dependent ops), by a real CPU forward when it has < real_limit_m M params."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     cfg = load_config(name, "full")
     model = build_from_config(cfg, device="meta").eval()
     params = count_params(model)
     if not flops:
-        return params, float("nan")
-    from torch.utils.flop_counter import FlopCounterMode
-
+        return params, float("nan"), "-"
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
             model(fake_batch(cfg, 1, device="meta"))
-        return params, fc.get_total_flops() / 1e9
-    except Exception as e:  # a data-dependent op cannot run on meta tensors
-        print(f"  ({name}: FLOPs not countable on the meta device: {type(e).__name__}: {str(e)[:80]})")
-        return params, float("nan")
+        return params, fc.get_total_flops() / 1e9, "meta"
+    except Exception:
+        pass
+    if params / 1e6 > real_limit_m:
+        return params, float("nan"), f"> {real_limit_m:.0f}M params, not run"
+    try:
+        torch.manual_seed(0)
+        real = build_from_config(cfg).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            real(fake_batch(cfg, 1))
+        return params, fc.get_total_flops() / 1e9, "cpu"
+    except Exception as e:
+        return params, float("nan"), f"failed: {type(e).__name__}"
 
 
 def main():
@@ -83,12 +95,14 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = []
-    print(f"{'method':28s} {'tiny clips/s':>12s} {'tiny ms/step':>12s} {'full params (M)':>16s} {'full GFLOPs/clip':>17s}")
+    print(f"{'method':28s} {'tiny clips/s':>12s} {'tiny ms/step':>12s} {'full params (M)':>16s} "
+          f"{'full GFLOPs/clip':>17s}  counted")
     for name in resolve_methods(args.methods):
         cps = train_throughput(name, args.steps)
-        p, gf = full_costs(name, not args.no_flops)
-        rows.append(dict(method=name, tiny_train_clips_per_s=cps, full_params_M=p / 1e6, full_gflops_per_clip=gf))
-        print(f"{name:28s} {cps:12.1f} {16000 / cps:12.1f} {p / 1e6:16.1f} {gf:17.1f}")
+        p, gf, how = full_costs(name, not args.no_flops)
+        rows.append(dict(method=name, tiny_train_clips_per_s=cps, full_params_M=p / 1e6, full_gflops_per_clip=gf,
+                         counted=how))
+        print(f"{name:28s} {cps:12.1f} {16000 / cps:12.1f} {p / 1e6:16.1f} {gf:17.1f}  {how}")
     if args.csv:
         import pandas as pd
 

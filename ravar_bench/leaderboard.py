@@ -44,12 +44,17 @@ def _cell(values: pd.Series) -> tuple[float, str]:
 
 
 def _rows_in_order(df: pd.DataFrame, methods=None, families=None) -> list[str]:
+    """The given methods in order, or the families' methods in the paper's row order (others after)."""
     if methods is not None:
         return [m for m in methods if (df["method"] == m).any()]
-    fams = families or TABLE2_FAMILIES
+    fams = families or TABLE2_FAMILIES + ("Control",)
+    rows = {name: k for k, name in enumerate(paper_results()["method"])}
     out = []
     for fam in fams:
-        out += list(dict.fromkeys(df[df["family"] == fam]["method"]))
+        sub = df[df["family"] == fam].drop_duplicates("method")
+        pn = sub["paper_name"] if "paper_name" in sub else pd.Series([None] * len(sub), index=sub.index)
+        key = [rows.get(p, 10 ** 6) if isinstance(p, str) else 10 ** 6 for p in pn]
+        out += [m for _, m in sorted(zip(key, sub["method"]), key=lambda t: t[0])]
     return out
 
 
@@ -178,6 +183,27 @@ def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -
     return path
 
 
+COSTS_CSV = Path(__file__).resolve().parent.parent / "benchmarks" / "method_costs.csv"
+
+
+def costs_table(df: pd.DataFrame, methods: list[str], costs_csv: Path = COSTS_CSV) -> str:
+    """Per-method cost: this run's tiny parameters and training throughput (results.csv), beside the full
+    configs' parameters and GFLOPs per clip measured by benchmarks/method_throughput.py (when present)."""
+    full = pd.read_csv(costs_csv).set_index("method") if costs_csv.is_file() else pd.DataFrame()
+    rows = []
+    for m in methods:
+        r = df[df["method"] == m].iloc[0]
+        row = {"Method": r["paper_name"] if isinstance(r.get("paper_name"), str) else m,
+               "tiny params": f"{int(r['params']):,}" if "params" in r and pd.notna(r["params"]) else "–",
+               "tiny train clips/s": f"{r['train_clips_per_s']:.0f}" if pd.notna(r.get("train_clips_per_s")) else "–"}
+        for col, name, fmt in (("full_params_M", "full params (M)", "{:.1f}"),
+                               ("full_gflops_per_clip", "full GFLOPs/clip", "{:.1f}")):
+            v = full[col].get(m, np.nan) if col in full else np.nan
+            row[name] = "–" if pd.isna(v) else fmt.format(v)
+        rows.append(row)
+    return tabulate(pd.DataFrame(rows), headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True) + "\n"
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text)
@@ -204,6 +230,12 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
     if png:
         parts += [f"![mAP per method]({png.name})", ""]
     parts += extra_md or []
+    order = _rows_in_order(df, methods)
+    if "params" in df and order:
+        parts += ["## Cost", "", costs_table(df, order),
+                  "tiny: this run's configs on this machine (training clips per second over all epochs); full: the "
+                  "published architectures, from `benchmarks/method_costs.csv` (python benchmarks/method_throughput.py; "
+                  "FLOPs count a multiply-add as 2; '–' where not countable).", ""]
     md_path = out_dir / f"{stem}.md"
     _write_atomic(md_path, "\n".join(parts))
     _write_atomic(out_dir / f"{stem}.tex", render_latex(df, suite, protocol))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 SUITES = {
-    "table2": dict(methods="all", table="2", title="Table 2: RAVAR benchmark"),
+    # controls run beside Table 2 as reference lines (not methods of the paper)
+    "table2": dict(methods="all", controls=["chance"], table="2", title="Table 2: RAVAR benchmark"),
     "table3a": dict(methods=["refatomnet", "refatomnet_wo_alsaf", "refatomnet_wo_caaf", "refatomnet_wo_catf",
                              "refatomnet_wo_lsas"], table="3a", title="Table 3a: module ablation of RefAtomNet"),
     "table3b": dict(methods=["fusion_add", "fusion_concat", "fusion_mul", "fusion_attention_bottleneck",

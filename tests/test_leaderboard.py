@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _results(tmp_path):
     rows = []
-    for method, fam, pname, base in (("x3d", "AAL", "X3D", 20.0), ("clip4clip", "VTR", "CLIP4CLIP", 30.0)):
+    for method, fam, pname, base in (("x3d", "AAL", "X3D", 20.0), ("clip4clip", "VTR", "CLIP4CLIP", 30.0),
+                                     ("i3d", "AAL", "I3D", 10.0)):
         for seed in (0, 1):
             for split in ("val", "test"):
                 rows.append(dict(method=method, family=fam, split=split, seed=seed, mIoU=base + seed, mAP=base + 2 * seed,
@@ -37,6 +38,7 @@ def test_markdown_shape_bold_and_paper_columns(tmp_path):
     assert "**31.00 ± 1.41**" in clip and "**" not in x3d.split("|")[5]  # best mAP bold, other not
     assert "44.45" in x3d and "39.48" in clip  # the paper's Table 2 val mAP
     assert lines.index(x3d) < lines.index(clip)  # AAL before VTR, as in Table 2
+    assert lines.index([l for l in lines if "| I3D" in l][0]) < lines.index(x3d)  # the paper's row order
 
 
 def test_latex_is_well_formed(tmp_path):

@@ -40,7 +40,7 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="re-run methods whose results exist")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     ap.add_argument("--synth-seed", type=int, default=0, help="seed of the embedded RefAVA-Synth data")
-    ap.add_argument("--synth-movies", default="24,8,8", help="train,val,test movies of RefAVA-Synth")
+    ap.add_argument("--synth-movies", default="48,12,12", help="train,val,test movies of RefAVA-Synth")
     ap.add_argument("--synth-clips", type=int, default=6, help="annotated key seconds per RefAVA-Synth movie")
     ap.add_argument("--skip-invalid", action="store_true", help="count and skip invalid annotation rows")
     ap.add_argument("--skip-missing-frames", action="store_true", help="count and skip instances with missing frames")
@@ -59,6 +59,10 @@ def main(argv=None):
             print(f"{n:32s} {method_info(n).family}")
         return 0
     methods = resolve_methods(args.methods) if args.methods else None
+    if methods is not None and "all" in args.methods.split(","):  # Table 2 comes with its reference controls
+        from ravar_bench.suites import suite as get_suite
+
+        methods += [c for c in get_suite(args.suite).get("controls", []) if c not in methods]
     out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
     tr, va, te = (int(x) for x in args.synth_movies.split(","))
     synth = SynthConfig(seed=args.synth_seed, train_movies=tr, val_movies=va, test_movies=te, clips_per_movie=args.synth_clips)
@@ -76,6 +80,7 @@ def main(argv=None):
         if methods is None:
             spec = get_suite(args.suite)
             methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
+            methods += [c for c in spec.get("controls", []) if c not in methods]
         res = fan_out(methods, seeds, out, cluster="local" if args.launcher == "submitit-local" else None,
                       slurm=args.slurm, **kw)
     if res["results_csv"] is None:  # a non-zero rank of a torchrun job

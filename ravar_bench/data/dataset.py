@@ -14,6 +14,14 @@ from .refava import Instance
 log = logging.getLogger(__name__)
 
 
+def normalise_batch(batch: dict, mean, std) -> dict:
+    """uint8 ``video`` / ``keyframe`` of a collated batch -> float, normalised (on whatever device they are)."""
+    for k in ("video", "keyframe"):
+        if k in batch and batch[k].dtype == torch.uint8:
+            batch[k] = normalise(batch[k], mean, std)
+    return batch
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
 
@@ -130,10 +138,12 @@ class ClipDataset(torch.utils.data.Dataset):
         out = {"key": [it["key"] for it in items], "clip_key": [it["key"].rsplit("___", 1)[0] for it in items],
                "text": [it["text"] for it in items],
                "labels": torch.stack([it["labels"] for it in items]), "box": torch.stack([it["box"] for it in items])}
+        # pixels stay uint8 here (4x less to copy between workers and to a GPU); normalise_batch() makes them
+        # float where the model runs
         if "video" in items[0]:
-            out["video"] = normalise(torch.stack([it["video"] for it in items]), self.mean, self.std)
+            out["video"] = torch.stack([it["video"] for it in items])
         if "keyframe" in items[0]:
-            out["keyframe"] = normalise(torch.stack([it["keyframe"] for it in items]), self.mean, self.std)
+            out["keyframe"] = torch.stack([it["keyframe"] for it in items])
         if "detections" in items[0]:
             d = [it["detections"] for it in items]
             out["detections"] = {k: torch.stack([x[k] for x in d]) for k in ("boxes", "scores", "mask", "cat_ids")}

@@ -76,9 +76,9 @@ HELDOUT_TEMPLATES = [
 @dataclasses.dataclass(frozen=True)
 class SynthConfig:
     seed: int = 0
-    train_movies: int = 24
-    val_movies: int = 8
-    test_movies: int = 8
+    train_movies: int = 48
+    val_movies: int = 12
+    test_movies: int = 12
     clips_per_movie: int = 6
     quality: int = 85
 

@@ -30,6 +30,7 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
     spec = get_suite(suite)
     if methods is None:
         methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
+        methods += [c for c in spec.get("controls", []) if c not in methods]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = D.init_from_env() or device or ("cuda" if torch.cuda.is_available() else "cpu")

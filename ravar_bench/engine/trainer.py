@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import build_from_config, count_params
-from ..data.dataset import ClipDataset
+from ..data.dataset import ClipDataset, normalise_batch
 from ..encoders.frozen_cache import frozen_caches
 from ..head import ravar_loss
 from ..registry import method_info
@@ -85,9 +85,10 @@ def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval"
     """Scores and boxes for every instance of ``loader``; under DDP gathered from all ranks in ``order``."""
     model.eval()
     keys, scores, boxes, labels, gt = [], [], [], [], []
+    ds = loader.dataset.dataset if isinstance(loader.dataset, torch.utils.data.Subset) else loader.dataset
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
         batch = text_cache.add_to_batch(batch, model.needs)
-        out = model(_to(batch, device))
+        out = model(normalise_batch(_to(batch, device), ds.mean, ds.std))
         keys += batch["key"]
         scores.append(out["logits"].float().cpu())
         boxes.append(out["boxes"].float().cpu())
@@ -182,7 +183,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
         bar = tqdm(train_loader, desc=f"{name} s{seed} ep{epoch + 1}/{tc.epochs}", leave=False,
                    disable=not (progress and main))
         for batch in bar:
-            batch = _to(text_cache.add_to_batch(batch, needs), device)
+            batch = normalise_batch(_to(text_cache.add_to_batch(batch, needs), device), cfg.data.mean, cfg.data.std)
             out = fwd(batch)
             losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
             aux = getattr(model.method, "aux_loss", None)
@@ -228,6 +229,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
                **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
                "protocol": "weighted", "config_set": cfg.config_set, "epochs": int(tc.epochs),
                "train_instances": n_train, "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
+               "train_clips_per_s": round(n_train * int(tc.epochs) / train_time, 1) if train_time > 0 else float("nan"),
                "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
                "data": source.identity, "no_detection_count": int(getattr(model.method, "no_detection_count", 0))}
         write_json_atomic(result_path(out_dir, name, split, seed), row)

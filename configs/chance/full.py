@@ -1,0 +1,2 @@
+_base_ = ["../_base_/full.py"]
+model = dict(type="chance", dim=16)
