@@ -16,9 +16,8 @@ import math
 
 from torch import nn
 
+from ravar_bench.encoders.aal import TextFusedVideoMethod
 from ravar_bench.encoders.checkpoint import load_into, meta_safe_build
-from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 # hiera-transformer 0.1.4, hiera.hiera_base_16x224 (Hiera's defaults give embed_dim=96, num_heads=1,
@@ -31,12 +30,12 @@ HIERA_B_16x224 = dict(
 
 
 @register_method("hiera_b", family="AAL", paper_name="Hiera-B")
-class HieraB(Method):
-    needs = frozenset({"video", "text_emb"})
+class HieraB(TextFusedVideoMethod):
+    channel_dim = -1  # the library's intermediates are (B, T', H', W', C)
 
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__()
+        super().__init__(num_frames, img_size)
         import hiera
 
         cfg = {**HIERA_B_16x224, **(backbone or {})}
@@ -55,15 +54,12 @@ class HieraB(Method):
         self.backbone.head = nn.Identity()  # the K400 classifier: replaced by the shared RAVAR head
         if pretrained:
             load_into(self.backbone, pretrained, what="Hiera checkpoint", ignore_prefixes=("head.",))
-        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
-        self.num_frames, self.img_size = num_frames, img_size
-        self.feat_dim = channels
+        self.attach_fusion(text_dim, channels, fusion)
 
-    def forward(self, batch):
-        video = batch["video"]
-        self.check_video(video, self.num_frames, self.img_size)
+    def feature_map(self, clip):
         # The library's own forward; its last intermediate is the final block's output in spatial order,
         # (B, T', H', W', C) (its pooled output, norm(mean(x)), is the un-fused pipeline and is not used).
-        _, stages = self.backbone(video.transpose(1, 2), return_intermediates=True)
-        pooled = self.fusion.pool(stages[-1], batch["text_emb"], channel_dim=-1)
+        return self.backbone(clip, return_intermediates=True)[1][-1]
+
+    def post_pool(self, pooled):
         return self.backbone.norm(pooled)

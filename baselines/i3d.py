@@ -9,10 +9,7 @@ pool and the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.checkpoint import load_into, mmengine_init_weights
-from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.encoders.mmaction_compat import mmaction_models
-from ravar_bench.method import Method
+from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
 from ravar_bench.registry import register_method
 
 # mmaction2 1.2.0, configs/_base_/models/i3d_r50.py (the backbone of i3d_imagenet-pretrained-r50_8xb8-32x2x1).
@@ -30,31 +27,13 @@ I3D_R50 = dict(
     zero_init_residual=False,
 )
 
-# Keys of an mmaction2 recognizer checkpoint that are not the backbone's and that the RAVAR model replaces.
-MMACTION_NON_BACKBONE = ("cls_head.", "data_preprocessor.")
-
 
 @register_method("i3d", family="AAL", paper_name="I3D")
-class I3DMethod(Method):
-    needs = frozenset({"video", "text_emb"})
-
+class I3DMethod(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__()
-        mmaction_models()
-        from mmaction.registry import MODELS
-
-        self.backbone = MODELS.build({**I3D_R50, **(backbone or {})})
-        mmengine_init_weights(self.backbone)  # mmaction's own init (Kaiming convs, BN = 1/0)
-        if pretrained:
-            load_into(self.backbone, pretrained, what="I3D (mmaction2) checkpoint", ignore_prefixes=MMACTION_NON_BACKBONE)
-        channels = self.backbone.feat_dim  # 2048 for R50
-        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
-        self.num_frames, self.img_size = num_frames, img_size
-        self.feat_dim = channels
-
-    def forward(self, batch):
-        video = batch["video"]
-        self.check_video(video, self.num_frames, self.img_size)
-        x = self.backbone(video.transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W) -> (B, C, T', H', W')
-        return self.fusion.pool(x, batch["text_emb"], channel_dim=1)
+        super().__init__(num_frames, img_size)
+        # mmaction's own init (Kaiming convs, BN = 1/0); its output is (B, C, T', H', W')
+        self.backbone = build_mmaction_backbone({**I3D_R50, **(backbone or {})}, pretrained,
+                                                "I3D (mmaction2) checkpoint")
+        self.attach_fusion(text_dim, self.backbone.feat_dim, fusion)  # 2048 channels for R50

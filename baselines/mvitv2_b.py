@@ -11,42 +11,24 @@ by TextFiLM's pool over that map and the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.checkpoint import load_into, mmengine_init_weights
-from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.encoders.mmaction_compat import mmaction_models
-from ravar_bench.method import Method
+from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
 from ravar_bench.registry import register_method
 
 MVIT_B = dict(type="MViT", arch="base", drop_path_rate=0.3)  # mmaction2 mvit-base-p244_32x3x1_kinetics400
 
-MMACTION_NON_BACKBONE = ("cls_head.", "data_preprocessor.")
-
 
 @register_method("mvitv2_b", family="AAL", paper_name="MViTv2-B")
-class MViTv2B(Method):
-    needs = frozenset({"video", "text_emb"})
-
+class MViTv2B(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__()
-        mmaction_models()
-        from mmaction.registry import MODELS
-
+        super().__init__(num_frames, img_size)
         cfg = {**MVIT_B, "temporal_size": num_frames, "spatial_size": img_size, **(backbone or {})}
         cfg["output_cls_token"] = False  # our pooling reads the patch-token map, not the class token
         cfg["out_scales"] = -1
-        self.backbone = MODELS.build(cfg)
-        mmengine_init_weights(self.backbone)  # mmaction's own init (truncated normal, LayerNorm = 1/0.02)
-        if pretrained:
-            load_into(self.backbone, pretrained, what="MViTv2 (mmaction2) checkpoint", ignore_prefixes=MMACTION_NON_BACKBONE)
+        # mmaction's own init (truncated normal, LayerNorm = 1/0.02)
+        self.backbone = build_mmaction_backbone(cfg, pretrained, "MViTv2 (mmaction2) checkpoint")
         last_norm = getattr(self.backbone, f"norm{self.backbone.num_scales - 1}")  # the final stage's LayerNorm
-        channels = last_norm.normalized_shape[0]  # 96 * 2^3 = 768 for B
-        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
-        self.num_frames, self.img_size = num_frames, img_size
-        self.feat_dim = channels
+        self.attach_fusion(text_dim, last_norm.normalized_shape[0], fusion)  # 96 * 2^3 = 768 for B
 
-    def forward(self, batch):
-        video = batch["video"]
-        self.check_video(video, self.num_frames, self.img_size)
-        x = self.backbone(video.transpose(1, 2))[-1]  # last scale: (B, C, T', H', W') after the final norm
-        return self.fusion.pool(x, batch["text_emb"], channel_dim=1)
+    def feature_map(self, clip):
+        return self.backbone(clip)[-1]  # last scale: (B, C, T', H', W') after the final norm

@@ -11,49 +11,28 @@ mmaction's TimeSformerHead (Linear(400)) is replaced by the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.checkpoint import load_into, meta_safe_build, mmengine_init_weights
-from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.encoders.mmaction_compat import mmaction_models
-from ravar_bench.method import Method
+from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
 from ravar_bench.registry import register_method
 
 VIT_B = dict(type="VisionTransformer", patch_size=16, embed_dims=768, depth=12, num_heads=12, mlp_ratio=4,
              qkv_bias=True, tubelet_size=2, norm_cfg=dict(type="LN", eps=1e-6))
 
-MMACTION_NON_BACKBONE = ("cls_head.", "data_preprocessor.")
-
 
 @register_method("videomae2_b", family="AAL", paper_name="VideoMAE2-B")
-class VideoMAE2B(Method):
-    needs = frozenset({"video", "text_emb"})
-
+class VideoMAE2B(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__()
-        mmaction_models()
-        from mmaction.registry import MODELS
-
+        super().__init__(num_frames, img_size)
         cfg = {**VIT_B, "num_frames": num_frames, "img_size": img_size, **(backbone or {})}
         cfg["return_feat_map"] = True  # (B, C, T', h, w): the map TextFiLM modulates and pools
         if num_frames % cfg["tubelet_size"] or img_size % cfg["patch_size"]:
             raise ValueError(f"videomae2_b: num_frames={num_frames} must be a multiple of tubelet_size="
                              f"{cfg['tubelet_size']} and img_size={img_size} of patch_size={cfg['patch_size']}")
-        with meta_safe_build():
-            self.backbone = MODELS.build(cfg)
-        mmengine_init_weights(self.backbone)  # mmaction's own init (truncated normal Linear, LayerNorm = 1/0)
-        if pretrained:
-            load_into(self.backbone, pretrained, what="VideoMAE V2 (mmaction2) checkpoint",
-                      ignore_prefixes=MMACTION_NON_BACKBONE)
-        channels = cfg["embed_dims"]
-        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
-        self.num_frames, self.img_size = num_frames, img_size
-        self.feat_dim = channels
+        # mmaction's own init (truncated normal Linear, LayerNorm = 1/0); its self.norm is Identity here
+        self.backbone = build_mmaction_backbone(cfg, pretrained, "VideoMAE V2 (mmaction2) checkpoint", meta_safe=True)
+        self.attach_fusion(text_dim, cfg["embed_dims"], fusion)
 
-    def forward(self, batch):
-        video = batch["video"]
-        self.check_video(video, self.num_frames, self.img_size)
-        x = self.backbone(video.transpose(1, 2))  # (B, C, T/2, H/16, W/16); its self.norm is Identity here
-        pooled = self.fusion.pool(x, batch["text_emb"], channel_dim=1)
+    def post_pool(self, pooled):
         if self.backbone.fc_norm is not None:  # use_mean_pooling=True (the published setting)
             pooled = self.backbone.fc_norm(pooled)
         return pooled

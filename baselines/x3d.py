@@ -7,38 +7,18 @@ mmaction's X3DHead (pool -> fc1 432->2048 -> fc2 400) is replaced by TextFiLM's 
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.checkpoint import load_into, mmengine_init_weights
-from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.encoders.mmaction_compat import mmaction_models
-from ravar_bench.method import Method
+from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
 from ravar_bench.registry import register_method
 
 X3D_M = dict(type="X3D", gamma_w=1, gamma_b=2.25, gamma_d=2.2)  # mmaction2 configs/_base_/models/x3d.py
 
-MMACTION_NON_BACKBONE = ("cls_head.", "data_preprocessor.")
-
 
 @register_method("x3d", family="AAL", paper_name="X3D")
-class X3DMethod(Method):
-    needs = frozenset({"video", "text_emb"})
-
+class X3DMethod(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__()
-        mmaction_models()
-        from mmaction.registry import MODELS
-
-        self.backbone = MODELS.build({**X3D_M, **(backbone or {})})
-        mmengine_init_weights(self.backbone)  # mmaction's own init (Kaiming convs, zero-init last BN of each block)
-        if pretrained:
-            load_into(self.backbone, pretrained, what="X3D (mmaction2) checkpoint", ignore_prefixes=MMACTION_NON_BACKBONE)
-        channels = self.backbone.feat_dim  # 432 for X3D-M (conv5 output)
-        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
-        self.num_frames, self.img_size = num_frames, img_size
-        self.feat_dim = channels
-
-    def forward(self, batch):
-        video = batch["video"]
-        self.check_video(video, self.num_frames, self.img_size)
-        x = self.backbone(video.transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W) -> (B, C, T, H', W')
-        return self.fusion.pool(x, batch["text_emb"], channel_dim=1)
+        super().__init__(num_frames, img_size)
+        # mmaction's own init (Kaiming convs, zero-init last BN of each block); output (B, C, T, H', W')
+        self.backbone = build_mmaction_backbone({**X3D_M, **(backbone or {})}, pretrained,
+                                                "X3D (mmaction2) checkpoint")
+        self.attach_fusion(text_dim, self.backbone.feat_dim, fusion)  # 432 channels for X3D-M (conv5 output)

@@ -1,0 +1,60 @@
+"""The AAL adaptation the five atomic-action-localisation baselines share (paper Sec. 3.2): a video backbone
+from the field's libraries, the reference fused by :class:`TextFiLM` into its last feature map, pooled.
+
+A method file only says how to build its backbone and which feature map to read (``feature_map``) and,
+where the published model normalises after pooling, ``post_pool``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..method import Method
+from .checkpoint import load_into, meta_safe_build, mmengine_init_weights
+from .fusion import TextFiLM
+from .mmaction_compat import mmaction_models
+
+# Keys of an mmaction2 recognizer checkpoint that are not the backbone's and that the RAVAR model replaces.
+MMACTION_NON_BACKBONE = ("cls_head.", "data_preprocessor.")
+
+
+def build_mmaction_backbone(cfg: dict, pretrained: str | None, what: str, meta_safe: bool = False):
+    """An mmaction2 backbone from its dict config, with mmaction's own init and an optional local checkpoint."""
+    mmaction_models()
+    from mmaction.registry import MODELS
+
+    with meta_safe_build() if meta_safe else contextlib.nullcontext():
+        backbone = MODELS.build(cfg)
+    mmengine_init_weights(backbone)
+    if pretrained:
+        load_into(backbone, pretrained, what=what, ignore_prefixes=MMACTION_NON_BACKBONE)
+    return backbone
+
+
+class TextFusedVideoMethod(Method):
+    """``self.backbone`` (set by the subclass) -> feature map -> TextFiLM pool with the reference -> (B, C)."""
+
+    needs = frozenset({"video", "text_emb"})
+    channel_dim = 1  # where the channels sit in feature_map's output ((B, C, T, H, W) by default)
+
+    def __init__(self, num_frames: int, img_size: int):
+        super().__init__()
+        self.num_frames, self.img_size = num_frames, img_size
+
+    def attach_fusion(self, text_dim: int, channels: int, fusion: dict | None) -> None:
+        self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
+        self.feat_dim = channels
+
+    def feature_map(self, clip: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> the backbone's last feature map."""
+        return self.backbone(clip)
+
+    def post_pool(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled
+
+    def forward(self, batch):
+        video = batch["video"]
+        self.check_video(video, self.num_frames, self.img_size)
+        x = self.feature_map(video.transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W)
+        return self.post_pool(self.fusion.pool(x, batch["text_emb"], channel_dim=self.channel_dim))
