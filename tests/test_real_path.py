@@ -222,3 +222,38 @@ def test_jsonl_errors_name_file_line_key_field(tmp_path):
         load_split(tmp_path, "val")
     inst, rep = load_split(tmp_path, "val", skip_invalid=True)
     assert [i.key for i in inst] == ["m___902___0"] and rep.skipped[0][0] == "m___902___1"
+
+
+def test_detr_detections_from_a_local_checkpoint(tmp_path, tiny_synth_root):
+    """precompute_detections with --detector detr: a DETR the test builds and saves, loaded offline from its folder."""
+    import shutil
+
+    from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+    from ravar_bench.data.detections import read_detections
+    from ravar_bench.data.refava import load_split
+    from ravar_bench.realdata.detect import precompute_detections
+
+    cfg = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False, num_queries=10, d_model=32,
+                     encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                     encoder_ffn_dim=32, decoder_ffn_dim=32,
+                     backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
+                                                  out_features=["stage4"]))
+    from ravar_bench.data.coco import COCO_NAMES
+
+    cfg.id2label = dict(enumerate(COCO_NAMES))  # the 91 COCO ids, as facebook/detr-resnet-50 names them
+    cfg.label2id = {v: k for k, v in cfg.id2label.items()}
+    ck = tmp_path / "detr"
+    import torch
+
+    torch.manual_seed(0)
+    DetrForObjectDetection(cfg).save_pretrained(ck)
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synth_root, root)
+    path = precompute_detections(root, "val", detector="detr", checkpoint=ck, threshold=0.0, progress=False)
+    dets = read_detections(root, "val")  # validates every row: boxes in [0, 1], COCO names, finite scores
+    clips = {i.clip_key for i in load_split(root, "val")[0]}
+    assert path.is_file() and set(dets) == clips
+    assert sum(len(v) for v in dets.values()) > 0
+    with pytest.raises(FileNotFoundError, match="no DETR checkpoint"):
+        precompute_detections(root, "val", detector="detr", checkpoint=tmp_path / "nowhere", progress=False)
