@@ -86,7 +86,8 @@ def table_frame(df: pd.DataFrame, suite: str = "table2", protocol: str = "weight
             row["test mAP 95% CI"] = f"[{test['mAP_ci_lo'].mean():.1f}, {test['mAP_ci_hi'].mean():.1f}]"
         if "p_vs_best_mAP" in test and test["p_vs_best_mAP"].notna().any() and not prefix:
             p = test["p_vs_best_mAP"].max()
-            row["p vs best (test mAP)"] = "best" if p < 0 else f"{p:.3f}"
+            floor = 2 / test["p_n_boot"].max() if "p_n_boot" in test and test["p_n_boot"].notna().any() else 0
+            row["p vs best (test mAP)"] = "best" if p < 0 else (f"< {floor:.3f}" if p < floor else f"{p:.3f}")
         ref = paper[paper["method"] == aliases.get(pname, pname)] if pname else paper.iloc[:0]
         for split in SPLITS:
             for met in METRICS:

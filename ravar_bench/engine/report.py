@@ -37,7 +37,7 @@ def add_significance(out_dir: str | Path, methods: list[str], n_boot: int = 500)
             else:
                 ps = paired_bootstrap_p(load_predictions(_pred_path(out_dir, method, split, seed)), pb, n_boot, seed)
             row.update({f"p_vs_best_{k}": v for k, v in ps.items()})
-            row["best_method"] = best
+            row["best_method"], row["p_n_boot"] = best, n_boot
             write_json_atomic(rp, row)
 
 
