@@ -21,3 +21,16 @@ def suite(name: str) -> dict:
     if name not in SUITES:
         raise KeyError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
     return SUITES[name]
+
+
+def suite_methods(name: str, methods: str | None = None) -> list[str]:
+    """The methods a run of suite ``name`` trains: ``methods`` ("all", a family, or names) or the suite's own;
+    Table 2 ("all") comes with the suite's reference controls."""
+    from .registry import resolve_methods
+
+    spec = suite(name)
+    spec_methods = methods or ("all" if spec["methods"] == "all" else ",".join(spec["methods"]))
+    out = resolve_methods(spec_methods)
+    if "all" in spec_methods.split(","):
+        out += [c for c in spec.get("controls", []) if c not in out]
+    return out

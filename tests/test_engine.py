@@ -106,3 +106,13 @@ def test_method_aux_loss_is_optimised(engine_env, tmp_path):
     train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path / "out", progress=False)
     sd = torch.load(tmp_path / "out/runs/test_aux_probe/seed0/model.pt", weights_only=True)
     assert sd["method.only_aux"].item() < 1.0
+
+
+def test_force_retrains_from_scratch(engine_env, tmp_path):
+    src, cfg, tc = engine_env
+    train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path, progress=False)
+    final = tmp_path / "runs/test_engine_probe/seed0/model.pt"
+    torch.save({k: torch.zeros_like(v) for k, v in torch.load(final, weights_only=True).items()}, final)
+    rows = train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path, progress=False, force=True)
+    retrained = torch.load(final, weights_only=True)
+    assert any(v.abs().sum() > 0 for v in retrained.values()) and rows[0]["train_time_s"] > 0

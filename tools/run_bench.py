@@ -19,7 +19,7 @@ from mmengine.config import DictAction
 
 from ravar_bench.data.synthetic import SynthConfig
 from ravar_bench.engine.bench import run_benchmark
-from ravar_bench.registry import resolve_methods
+from ravar_bench.suites import suite_methods
 
 
 def main(argv=None):
@@ -58,11 +58,7 @@ def main(argv=None):
         for n in list_methods():
             print(f"{n:32s} {method_info(n).family}")
         return 0
-    methods = resolve_methods(args.methods) if args.methods else None
-    if methods is not None and "all" in args.methods.split(","):  # Table 2 comes with its reference controls
-        from ravar_bench.suites import suite as get_suite
-
-        methods += [c for c in get_suite(args.suite).get("controls", []) if c not in methods]
+    methods = suite_methods(args.suite, args.methods)
     out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
     tr, va, te = (int(x) for x in args.synth_movies.split(","))
     synth = SynthConfig(seed=args.synth_seed, train_movies=tr, val_movies=va, test_movies=te, clips_per_movie=args.synth_clips)
@@ -75,12 +71,7 @@ def main(argv=None):
         res = run_benchmark(methods, out, seeds=seeds, progress=not args.no_progress, **kw)
     else:
         from ravar_bench.engine.launch import fan_out
-        from ravar_bench.suites import suite as get_suite
 
-        if methods is None:
-            spec = get_suite(args.suite)
-            methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
-            methods += [c for c in spec.get("controls", []) if c not in methods]
         res = fan_out(methods, seeds, out, cluster="local" if args.launcher == "submitit-local" else None,
                       slurm=args.slurm, **kw)
     if res["results_csv"] is None:  # a non-zero rank of a torchrun job

@@ -5,12 +5,13 @@ import logging
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from ..config import load_config
 from ..leaderboard import write_suite
-from ..registry import resolve_methods
 from ..suites import suite as get_suite
+from ..suites import suite_methods
 from . import distributed as D
 from .data_source import open_source
 from .report import add_significance, per_class_plot, qualitative_panel
@@ -28,9 +29,7 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
                   suite: str = "table2", pictures: bool = True) -> dict:
     """Train and score ``methods`` (default: the suite's) for every seed; one failure never loses the others."""
     spec = get_suite(suite)
-    if methods is None:
-        methods = resolve_methods("all") if spec["methods"] == "all" else list(spec["methods"])
-        methods += [c for c in spec.get("controls", []) if c not in methods]
+    methods = suite_methods(suite) if methods is None else methods
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = D.init_from_env() or device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -78,8 +77,9 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
     csv = write_results_csv(out_dir)
     if pictures and done:
         pc = per_class_plot(out_dir, done, seed=seeds[0])
-        best = __import__("pandas").read_csv(csv).query("split == 'val' and method in @done")
-        best = best.sort_values("mAP", ascending=False)["method"].iloc[0]
+        val = pd.read_csv(csv)
+        val = val[(val["split"] == "val") & val["method"].isin(done)]
+        best = val.sort_values("mAP", ascending=False)["method"].iloc[0]
         qp = qualitative_panel(out_dir, source, best, seed=seeds[0])
         extra += [f"![per-class AP]({pc.name})", "", f"![qualitative, {best}]({qp.name})", ""]
     md = write_suite(out_dir, suite, command=command, extra_md=extra)

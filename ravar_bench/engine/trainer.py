@@ -158,9 +158,12 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     sched = get_linear_schedule_with_warmup(opt, int(tc.warmup_ratio * total_steps), total_steps)
 
     start_epoch, train_time = 0, 0.0
-    if force and ckpt_path.exists() and not final_path.exists():
-        ckpt_path.unlink()
-    if final_path.is_file() and not force:
+    if force:  # retrain from scratch: neither the last epoch's checkpoint nor the final model is reused
+        if main:
+            ckpt_path.unlink(missing_ok=True)
+            final_path.unlink(missing_ok=True)
+        D.barrier()
+    if final_path.is_file():
         model.load_state_dict(torch.load(final_path, weights_only=True, map_location=device))
         start_epoch = int(tc.epochs)
         log.info("%s seed %d: trained model found, evaluating only", name, seed)
@@ -211,7 +214,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             raise Interrupted(f"stopped after epoch {epoch + 1} on request")
     if world > 1:  # DDP syncs gradients, not buffers: give every rank rank 0's BatchNorm statistics to evaluate with
         D.broadcast_buffers(model)
-    if main and (not final_path.is_file() or force):
+    if main and not final_path.is_file():
         _atomic_torch_save(model.state_dict(), final_path)
         (work / "meta.json").write_text(json.dumps({"method": name, "config_set": cfg.config_set, "seed": seed,
                                                     "train_time_s": train_time}))
