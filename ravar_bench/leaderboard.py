@@ -194,9 +194,13 @@ def costs_table(df: pd.DataFrame, methods: list[str], costs_csv: Path = COSTS_CS
     rows = []
     for m in methods:
         r = df[df["method"] == m].iloc[0]
+        cps = r.get("train_clips_per_s", np.nan)
+        if pd.isna(cps) and all(pd.notna(r.get(c)) for c in ("train_instances", "epochs", "train_time_s")) \
+                and r["train_time_s"] > 0:
+            cps = r["train_instances"] * r["epochs"] / r["train_time_s"]
         row = {"Method": r["paper_name"] if isinstance(r.get("paper_name"), str) else m,
                "tiny params": f"{int(r['params']):,}" if "params" in r and pd.notna(r["params"]) else "–",
-               "tiny train clips/s": f"{r['train_clips_per_s']:.0f}" if pd.notna(r.get("train_clips_per_s")) else "–"}
+               "tiny train clips/s": "–" if pd.isna(cps) else f"{cps:.0f}"}
         for col, name, fmt in (("full_params_M", "full params (M)", "{:.1f}"),
                                ("full_gflops_per_clip", "full GFLOPs/clip", "{:.1f}")):
             v = full[col].get(m, np.nan) if col in full else np.nan
