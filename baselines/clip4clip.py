@@ -37,10 +37,7 @@ class CLIP4Clip(Method):
         if temporal == "seqTransf":
             # CLIP4Clip: 4 layers (cross_num_hidden_layers), CLIP text width/heads, frame positions
             self.seq = ClipTemporalTransformer(e, temporal_layers, max_frames=max(num_frames, 77))
-        if context_length > self.clip.positional_embedding.shape[0]:
-            raise ValueError(f"clip4clip: context_length={context_length} exceeds the text tower's "
-                             f"{self.clip.positional_embedding.shape[0]} positions")
-        self.tokenizer = ClipTokenizer(context_length)
+        self.tokenizer = ClipTokenizer(context_length, self.clip, owner="clip4clip")
         self.num_frames, self.img_size = num_frames, img_size
         self.feat_dim = 3 * e
 

@@ -46,10 +46,7 @@ class MeVTR(Method):
         if temporal == "seqTransf":
             self.seq = ClipTemporalTransformer(e, temporal_layers, max_frames=max(num_frames, 77))
         self.num_events, self.cluster_distance, self.cluster_iters = num_events, cluster_distance, cluster_iters
-        if context_length > self.clip.positional_embedding.shape[0]:
-            raise ValueError(f"mevtr: context_length={context_length} exceeds the text tower's "
-                             f"{self.clip.positional_embedding.shape[0]} positions")
-        self.tokenizer = ClipTokenizer(context_length)
+        self.tokenizer = ClipTokenizer(context_length, self.clip, owner="mevtr")
         self.num_frames, self.img_size = num_frames, img_size
         self.feat_dim = 4 * e
 

@@ -47,9 +47,13 @@ class ClipTokenizer:
     """open_clip's BPE tokenizer (offline) at a fixed context length; over-long texts are truncated
     by the tokenizer (it keeps the end-of-text token), empty texts are refused."""
 
-    def __init__(self, context_length: int):
+    def __init__(self, context_length: int, clip: nn.Module | None = None, owner: str = "clip"):
+        """``clip``: the model whose text tower reads the tokens; a context longer than its positions is refused."""
         import open_clip
 
+        if clip is not None and context_length > clip.positional_embedding.shape[0]:
+            raise ValueError(f"{owner}: context_length={context_length} exceeds the text tower's "
+                             f"{clip.positional_embedding.shape[0]} positions")
         self._tok = open_clip.get_tokenizer("ViT-B-32")
         self.context_length = context_length
 
