@@ -117,3 +117,15 @@ def test_synthetic_content_rules(tiny_synth_root):
     assert "person" in names
     valid = {c["id"] for c in ava_classes()}
     assert all(a in valid for i in splits["train"] for a in i.actions)
+
+
+def test_missing_detections_cache_names_the_tool(tmp_path):
+    from ravar_bench.data.detections import DetectionsMissing, read_detections
+
+    with pytest.raises(DetectionsMissing, match="tools/precompute_detections.py"):
+        read_detections(tmp_path, "val")
+    (tmp_path / "detections").mkdir()
+    (tmp_path / "detections" / "val_detections.json").write_text(
+        '{"format": "ravar-detections-v1", "detections": {"k": [[0.1, 0.1, 1.4, 0.5, 0.9, "person"]]}}')
+    with pytest.raises(ValueError, match="outside"):
+        read_detections(tmp_path, "val")

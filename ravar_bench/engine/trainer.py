@@ -237,6 +237,9 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
                "data": source.identity, "no_detection_count": int(getattr(model.method, "no_detection_count", 0))}
         write_json_atomic(result_path(out_dir, name, split, seed), row)
         rows.append(row)
+    if rows and rows[-1]["no_detection_count"]:
+        log.warning("%s seed %d: %d key frames had no usable detection; the method fell back to the whole frame",
+                    name, seed, rows[-1]["no_detection_count"])
     return rows
 
 
