@@ -31,6 +31,9 @@ def _fetch_vtest(dst: Path) -> Path:
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         pytest.skip("apt-get / dpkg-deb not available: cannot fetch vtest.avi from Debian's opencv-doc")
     r = subprocess.run(["apt-get", "download", "opencv-doc"], cwd=dst, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 and os.geteuid() == 0:  # a fresh machine may have no package lists yet
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+        r = subprocess.run(["apt-get", "download", "opencv-doc"], cwd=dst, capture_output=True, text=True, timeout=120)
     debs = list(dst.glob("opencv-doc_*.deb"))
     if r.returncode != 0 or not debs:
         pytest.skip(f"apt-get download opencv-doc failed (no network or no apt source?): {r.stderr.strip()[-300:]}")
