@@ -166,6 +166,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     if final_path.is_file():
         model.load_state_dict(torch.load(final_path, weights_only=True, map_location=device))
         start_epoch = int(tc.epochs)
+        if (work / "meta.json").is_file():  # keep the training time of the run that made the model
+            train_time = float(json.loads((work / "meta.json").read_text()).get("train_time_s", 0.0))
         log.info("%s seed %d: trained model found, evaluating only", name, seed)
     elif ckpt_path.is_file():
         st = torch.load(ckpt_path, weights_only=True, map_location="cpu")
