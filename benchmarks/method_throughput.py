@@ -17,26 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ravar_bench.config import build_from_config, count_params, load_config  # noqa: E402
 from ravar_bench.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import resolve_methods  # noqa: E402
-
-
-def fake_batch(cfg, b: int, device="cpu") -> dict:
-    d, t = cfg.data, cfg.text_encoder
-    size = d.img_size
-    n, L, dt = d.get("num_dets", 16), t.max_len, t.dim
-    g = torch.Generator().manual_seed(0)
-    mk = lambda *s: torch.randn(*s, generator=g).to(device)
-    boxes = torch.rand(b, n, 4, generator=g)
-    boxes = torch.cat([boxes[..., :2] * 0.5, boxes[..., :2] * 0.5 + 0.1 + boxes[..., 2:] * 0.4], -1).to(device)
-    labels = (torch.rand(b, 80, generator=g) < 0.05).float().to(device)
-    return {
-        "video": mk(b, d.num_frames, 3, size, size), "keyframe": mk(b, 3, d.get("keyframe_size", size), d.get("keyframe_size", size)),
-        "text": ["the woman on the left in a red shirt"] * b, "text_emb": mk(b, dt), "text_tokens": mk(b, L, dt),
-        "text_mask": torch.ones(b, L, dtype=torch.bool, device=device),
-        "detections": {"boxes": boxes, "scores": torch.rand(b, n, generator=g).to(device),
-                       "mask": torch.ones(b, n, dtype=torch.bool, device=device),
-                       "cat_ids": torch.ones(b, n, dtype=torch.long, device=device), "cat_emb": mk(b, n, dt)},
-        "labels": labels, "box": torch.tensor([[0.2, 0.2, 0.6, 0.8]] * b, device=device), "key": [str(i) for i in range(b)],
-    }
+from ravar_bench.testing import fake_batch  # noqa: E402
 
 
 def train_throughput(name: str, steps: int) -> float:
