@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from pathlib import Path
 
 import torch
 from mmengine.config import Config
 
 from .head import RavarModel, SharedHead
-from .registry import METHODS, method_info
+from .registry import method_info
 
 CONFIG_SETS = ("tiny", "full")
 
@@ -86,4 +85,4 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["load_config", "build_method", "build_from_config", "count_params", "model_kwargs", "METHODS", "Path"]
+__all__ = ["load_config", "build_method", "build_from_config", "count_params", "model_kwargs"]

@@ -69,8 +69,3 @@ class TextFiLM(nn.Module):
         logits = torch.einsum("bnc,bc->bn", keys, q) / math.sqrt(self.channels)
         weights = logits.softmax(dim=-1)
         return torch.einsum("bn,bnc->bc", weights, tokens)
-
-
-def masked_pool(feats: torch.Tensor, dims) -> torch.Tensor:
-    """Global average pooling over ``dims`` (kept here so every AAL method pools the same way)."""
-    return feats.mean(dim=dims)

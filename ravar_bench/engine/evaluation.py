@@ -39,7 +39,7 @@ def subset(pred: dict, idx) -> dict:
     return {k: ([v[i] for i in idx] if k == "keys" else v[idx]) for k, v in pred.items()}
 
 
-def _core(pred: dict) -> dict:
+def core_metrics(pred: dict) -> dict:
     r = evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"])
     return {k: r[k] for k in ("mIoU", "mAP", "AUROC")}
 
@@ -58,7 +58,7 @@ def by_people(pred: dict, instances) -> dict:
         idx = [k for k, key in enumerate(pred["keys"]) if (str(n[key]) == b or (b == "5+" and n[key] >= 5))]
         out[f"n_p{b}"] = len(idx)
         if idx:
-            r = _core(subset(pred, idx))
+            r = core_metrics(subset(pred, idx))
             out[f"mIoU_p{b}"], out[f"mAP_p{b}"] = r["mIoU"], r["mAP"]
     return out
 
@@ -80,8 +80,8 @@ def swapped_references(instances) -> list:
 
 def swap_control(pred: dict, pred_swapped: dict) -> dict:
     pos = {k: i for i, k in enumerate(pred["keys"])}
-    orig = _core(subset(pred, [pos[k] for k in pred_swapped["keys"]]))
-    swap = _core(pred_swapped)
+    orig = core_metrics(subset(pred, [pos[k] for k in pred_swapped["keys"]]))
+    swap = core_metrics(pred_swapped)
     out = {"swap_n": len(pred_swapped["keys"])}
     for m in ("mIoU", "mAP", "AUROC"):
         out[f"swap_{m}"] = swap[m]

@@ -262,27 +262,23 @@ def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, d
             save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
         return pred, ds
 
+    # every rank makes the same predictions (they gather together); only rank 0 scores them
     pred, ds = run()
     swapped = ev.swapped_references(source.splits[split]) if e.get("swap_control", True) else []
-    if not main:  # the other ranks only take part in the gathers
-        if swapped:
-            run(swapped, "__swap")
-        if e.get("rephrase", False):
-            for v in (1, 2):
-                run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")
+    pred_swapped = run(swapped, "__swap")[0] if swapped else None
+    rephrased = [run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")[0]
+                 for v in (1, 2)] if e.get("rephrase", False) else []
+    if not main:
         return None
     out = ev.score_predictions(pred, e.get("iou_gate"))
     out["skipped_instances"] = len(ds.skipped)
     if e.get("n_boot", 0):
         out.update(ev.confidence_intervals(pred, int(e.n_boot), seed))
     out.update(ev.by_people(pred, source.splits[split]))
-    if swapped:
-        out.update(ev.swap_control(pred, run(swapped, "__swap")[0]))
-    if e.get("rephrase", False):
-        vals = [{k: out[k] for k in ("mIoU", "mAP", "AUROC")}]
-        for v in (1, 2):
-            p, _ = run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")
-            vals.append(ev._core(p))
+    if pred_swapped is not None:
+        out.update(ev.swap_control(pred, pred_swapped))
+    if rephrased:
+        vals = [{k: out[k] for k in ("mIoU", "mAP", "AUROC")}] + [ev.core_metrics(p) for p in rephrased]
         for m in ("mIoU", "mAP", "AUROC"):
             out[f"rephrase_{m}"] = float(np.mean([v[m] for v in vals]))
     return out
