@@ -27,6 +27,7 @@ class CLIP4Clip(Method):
                  temporal_layers: int = 4, context_length: int = 32):
         super().__init__()
         self.clip = build_clip(**clip)
+        self.clip.logit_scale.requires_grad_(False)  # CLIP's contrastive temperature: nothing here reads it
         if self.clip.visual.image_size[0] != img_size:
             raise ValueError(f"clip4clip: the CLIP vision tower expects {self.clip.visual.image_size[0]} px but "
                              f"data.img_size={img_size}")

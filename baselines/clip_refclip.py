@@ -97,6 +97,8 @@ class ClipRefClip(Method):
         ch = self.backbone.feature_info.channels()[-1]
         self.anchor_head = AnchorHead(ch, hidden)
         self.selector = ClipRegionSelector(build_clip(**clip))
+        # the anchor head's scores pick the region (forward passes them), so CLIP's temperature is never read
+        self.selector.clip.logit_scale.requires_grad_(False)
         self.tokenizer = ClipTokenizer(context_length)
         e = int(self.selector.clip.text_projection.shape[1])
         self.linear_vs = nn.Linear(hidden, hidden)

@@ -4,10 +4,19 @@ Three token streams, each brought to ``num_tokens`` tokens of width ``width`` (C
 - visual (VT, Eq. 1): BLIP-2's frozen ViT + the trained Q-Former per frame (``Blip2VideoEncoder``), Q query
   outputs per frame averaged over the T frames (as the released code does; the paper does not say how frames
   are combined) -> P_VT (Linear to C).
-- textual reference (RT, Eq. 1): the frozen text encoder's token features (``text_tokens`` (B, L, Dt) with
-  ``text_mask``) -> P_RT (Linear Dt -> C).
+- textual reference (RT, Eq. 1, ``t^RT = V_VL(P_RT(V_RT(x^RT)))``), ``text_path``:
+  ``"qformer"`` (default): the frozen text encoder's token features (V_RT: ``text_tokens`` (B, L, Dt) with
+  ``text_mask``; "the text encoder is frozen", Sec. 5.1) -> P_RT (Linear Dt -> Q-Former width) -> the TRAINABLE
+  Q-Former's text side (V_VL): BERT layers whose self-attention the text shares with each frame's queries (BLIP-2's
+  joint mode; the text positions have their own feed-forward layers and no cross-attention to the image), text
+  outputs averaged over the T frames like the queries; padding positions are not attended to and contribute 0.
+  ``"projection"``: the frozen features -> P_RT (Linear Dt -> C) only, the Q-Former never sees the sentence: the
+  controlled comparison in which every method gets the same frozen text features (README, "RefAtomNet's size").
 - location-semantic (LS, Eq. 2-3; Eq. 2, the frozen DETR, runs in the data pipeline): ``P_LS(Concat[cat_emb, boxes])`` per detection (Linear Dt+4 -> C), detections
-  that are not valid (``mask`` False) multiplied by 0.
+  that are not valid (``mask`` False) multiplied by 0. With the HOG detector (no DETR checkpoint) every detection is
+  a "person": the category part is one constant vector for every token, so the stream carries the boxes only.
+  The detections arrive sorted by score and thresholded (ravar_bench/data/dataset.py); the released code's
+  per-query layout (all 100 DETR queries in query order) would need the detections cache written that way.
 The cross-stream fusions (Eq. 8-9) add the other streams' attention maps (B, h, Na, N) and agent tokens, so all
 streams need the same token count N: a Linear over the token axis maps L -> N (text) and No -> N (location),
 the device the released code itself uses (Linear(100 -> 32) for detections, Linear(1 -> 32) for text). N is the
@@ -33,8 +42,9 @@ Two modes (``variant``):
   (768-512-Dropout 0.2-256-80, 768-512-128-4) with no box activation.
   NOT reproduced (outright bugs): the swapped box width/height in their box conversion, the class index -1 used
   for category 0, and the data-loader bugs (one frame read 90 times, BGR, uint8 overflow).
-  Not reproducible: the released text goes through the Q-Former's own BERT (trainable); here every method gets
-  the frozen text encoder's features, so a trainable P_RT (Linear Dt -> C) stands in for that path.
+  Text (``text_path="qformer"``): the released code sends the caption through the Q-Former's BERT in text-only
+  mode (no queries); here the same text-only pass runs on the frozen encoder's features after P_RT (the released
+  BERT's own word embeddings are not reproduced: the text encoder is the frozen one every method gets).
 
 Ablations (Table 3a, ``baselines/refatomnet_variants.py``): w/o CAAF (no Eq. 8), w/o CATF (no Eq. 9),
 w/o LSAS (no location stream: Eq. 8-9 sum over RT only, N_s = 2), w/o ALSAF (no agent attention at all:
@@ -51,6 +61,7 @@ from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 COCO_PERSON = 1  # COCO category id of "person" (detections.cat_ids hold COCO ids)
+TEXT_PATHS = ("qformer", "projection")  # Eq. 1's text path; see the module docstring
 
 
 class TokenMap(nn.Module):
@@ -77,14 +88,20 @@ class RefAtomNetStreams(Method):
 
     needs = frozenset({"video", "text_tokens", "detections"})
     use_location_default = True
+    text_paths = TEXT_PATHS  # the first is the default
 
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, max_text_len: int,
                  blip2: dict | None = None, width: int = 768, variant: str = "paper",
-                 use_location: bool | None = None, person_cat_id: int = COCO_PERSON, **fusion_kw):
+                 use_location: bool | None = None, person_cat_id: int = COCO_PERSON, text_path: str | None = None,
+                 **fusion_kw):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"{self.method_name}: variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
+        self.text_path = text_path or self.text_paths[0]
+        if self.text_path not in self.text_paths:
+            raise ValueError(f"{self.method_name}: model.text_path must be one of {self.text_paths}, "
+                             f"got {text_path!r}")
         self.num_frames, self.img_size, self.num_dets = num_frames, img_size, num_dets
         self.text_dim, self.max_text_len, self.width = text_dim, max_text_len, width
         self.use_location = self.use_location_default if use_location is None else use_location
@@ -106,11 +123,17 @@ class RefAtomNetStreams(Method):
     def build_visual(self, blip2: dict, num_frames: int, img_size: int) -> tuple[int, int]:
         cfg = dict(blip2)
         vision = dict(cfg.pop("vision", {}) or {})
+        qformer = dict(cfg.pop("qformer", {}) or {})
+        if self.text_path == "qformer":  # Eq. 1: the Q-Former's text side (its text feed-forward layers)
+            if qformer.get("use_qformer_text_input") is False:
+                raise ValueError(f"{self.method_name}: model.text_path='qformer' needs the Q-Former's text layers; "
+                                 f"drop model.blip2.qformer.use_qformer_text_input=False")
+            qformer["use_qformer_text_input"] = True
         vision.setdefault("image_size", img_size)
         if vision["image_size"] != img_size:
             raise ValueError(f"{self.method_name}: blip2.vision.image_size={vision['image_size']} but "
                              f"data.img_size={img_size}")
-        self.visual = Blip2VideoEncoder(vision=vision, qformer=cfg.pop("qformer", {}) or {}, **cfg)
+        self.visual = Blip2VideoEncoder(vision=vision, qformer=qformer, **cfg)
         return self.visual.hidden_size, self.visual.num_query_tokens
 
     def encode_visual(self, batch: dict) -> torch.Tensor:
@@ -120,20 +143,45 @@ class RefAtomNetStreams(Method):
         return self.visual(video, clip_keys=batch.get("clip_key")).mean(dim=1)
 
     def build_text(self, text_dim: int, max_text_len: int, width: int) -> None:
-        self.p_rt = nn.Linear(text_dim, width)  # P_RT (Eq. 1)
+        if self.text_path == "qformer":
+            h = self.visual.hidden_size
+            self.p_rt = nn.Linear(text_dim, h)  # P_RT (Eq. 1): V_RT's tokens into the Q-Former (V_VL)
+            self.rt_out = nn.Identity() if h == width else nn.Linear(h, width)  # only when C differs from it
+        else:
+            self.p_rt = nn.Linear(text_dim, width)  # P_RT (Eq. 1)
         self.rt_tokens = TokenMap(1 if self.variant == "released" else max_text_len, self.num_tokens)
 
-    def encode_text(self, batch: dict) -> torch.Tensor:
-        """Eq. 1, textual: (B, L, Dt) frozen token features -> P_RT -> (B, L', C) before the token map."""
+    def text_inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         tok = batch["text_tokens"]
         if tok.dim() != 3 or tok.shape[1] != self.max_text_len or tok.shape[2] != self.text_dim:
             raise ValueError(f"{self.method_name}: batch['text_tokens'] has shape {tuple(tok.shape)}, the model was "
                              f"built for (B, {self.max_text_len}, {self.text_dim}) (text_encoder.max_len / dim)")
-        if self.variant == "released":
+        return tok, batch.get("text_mask")
+
+    def encode_text(self, batch: dict) -> torch.Tensor:
+        """Eq. 1, textual, without the video: (B, L, Dt) frozen token features -> (B, L', C) before the token map.
+        projection: P_RT only. qformer (released): P_RT, then the Q-Former's text-only pass."""
+        tok, mask = self.text_inputs(batch)
+        if self.text_path == "qformer":
+            x = self.rt_out(self.visual.encode_text(self.p_rt(tok), mask))
+            if self.variant == "released":
+                return x.mean(dim=1, keepdim=True)  # one vector: mean over all L tokens, padding included
+        elif self.variant == "released":
             return self.p_rt(tok.mean(dim=1, keepdim=True))  # one vector: mean over all L tokens, padding included
-        mask = batch.get("text_mask")
-        x = self.p_rt(tok)
+        else:
+            x = self.p_rt(tok)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padding tokens contribute nothing
+
+    def eq1_joint(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 1 (paper, text_path "qformer"): t^VT, t^RT = V_VL(V_VT(x^VT), P_RT(V_RT(x^RT))). The sentence enters
+        the Q-Former beside each frame's queries; queries and text share its self-attention. Returns the queries
+        (B, Q, hidden) and the text tokens (B, L, C), both averaged over the frames, padding tokens zeroed."""
+        video = batch["video"]
+        self.check_video(video, self.num_frames, self.img_size)
+        tok, mask = self.text_inputs(batch)
+        q, t = self.visual(video, self.p_rt(tok), mask, clip_keys=batch.get("clip_key"), return_text=True)
+        x = self.rt_out(t.mean(dim=1))
+        return q.mean(dim=1), (x if mask is None else x * mask.unsqueeze(-1).to(x.dtype))
 
     def eq3_location_tokens(self, batch: dict) -> torch.Tensor:
         """Eq. 3 on the detections: (B, No, C), invalid (and, released, non-person) detections zeroed."""
@@ -152,8 +200,11 @@ class RefAtomNetStreams(Method):
 
     def streams(self, batch: dict) -> dict[str, torch.Tensor]:
         """All streams at (B, N, C); ``ls_pre`` keeps the location tokens before the token map (B, No, C)."""
-        out = {"vt": self.vt_tokens(self.p_vt(self.encode_visual(batch))),
-               "rt": self.rt_tokens(self.encode_text(batch))}
+        if self.text_path == "qformer" and self.variant == "paper":
+            vis, txt = self.eq1_joint(batch)
+        else:
+            vis, txt = self.encode_visual(batch), self.encode_text(batch)
+        out = {"vt": self.vt_tokens(self.p_vt(vis)), "rt": self.rt_tokens(txt)}
         if self.use_location:
             out["ls_pre"] = self.eq3_location_tokens(batch)
             out["ls"] = self.ls_tokens(out["ls_pre"])
@@ -203,25 +254,17 @@ class RefAtomNet(RefAtomNetStreams):
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, max_text_len: int,
                  blip2: dict | None = None, width: int = 768, variant: str = "paper", num_agents: int = 4,
                  num_heads: int = 1, alpha: float | None = None, mlp_ratio: float = 4.0, caaf: bool | None = None,
-                 catf: bool | None = None, use_location: bool | None = None, person_cat_id: int = COCO_PERSON):
+                 catf: bool | None = None, use_location: bool | None = None, person_cat_id: int = COCO_PERSON,
+                 text_path: str | None = None):
         super().__init__(num_frames, img_size, num_dets, text_dim, max_text_len, blip2=blip2, width=width,
-                         variant=variant, use_location=use_location, person_cat_id=person_cat_id,
+                         variant=variant, use_location=use_location, person_cat_id=person_cat_id, text_path=text_path,
                          num_agents=num_agents, num_heads=num_heads, alpha=alpha, mlp_ratio=mlp_ratio,
                          caaf=caaf, catf=catf)
 
 
 def released_config(config_set: str = "tiny", cfg_options: dict | None = None):
     """The refatomnet tiny/full config with configs/refatomnet/released.py merged over it (the released code's
-    choices). ``ravar_bench.config.build_from_config(released_config("tiny"))`` builds it."""
-    from mmengine.config import Config
-
+    choices): the same as ``load_config("refatomnet", config_set + "+released")``."""
     from ravar_bench.config import load_config
-    from ravar_bench.registry import CONFIG_ROOT
 
-    cfg = load_config("refatomnet", config_set)
-    overlay = Config.fromfile(str(CONFIG_ROOT / "refatomnet" / "released.py")).to_dict()
-    cfg.merge_from_dict(overlay)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.config_path = f"{cfg.config_path} + released.py"
-    return cfg
+    return load_config("refatomnet", f"{config_set}+released", cfg_options=cfg_options)

@@ -16,9 +16,10 @@ Fusions ("Fusion" family) replace the whole agent-based fusion (Eq. 4-12) by:
 - fusion_mul        : t_VT * t_RT * t_LS (element-wise), mean over tokens.
 - fusion_attention_bottleneck: Nagrani et al., "Attention Bottlenecks for Multimodal Fusion", NeurIPS'21 (MBT):
   per fusion layer each stream runs a transformer layer over [its tokens ; B shared bottleneck tokens]; the
-  bottleneck tokens are then averaged over the streams; output = the mean over streams of the pooled tokens
-  (MBT averages the per-modality outputs). B = 4 bottleneck tokens (MBT's default), depth = ``fusion_layers``
-  (1 = RefAtomNet's depth of one block per stream).
+  bottleneck tokens are then averaged over the streams and feed the next layer; the streams exchange information
+  only through them. Output = the mean of the streams' pooled tokens and the pooled final bottleneck.
+  B = 4 bottleneck tokens (MBT's default); ``fusion_layers`` >= 2 (MBT fuses in the last 4 of 12 layers: the full
+  config uses 4, the tiny one 2).
 - fusion_mcomet: McOmet (Zong & Sun, AAAI'23). No code is available here, so it is rebuilt from the paper's
   abstract: (i) feature COLLECTION: a few fusion tokens cross-attend to all streams' tokens; (ii) PROPAGATION:
   each stream cross-attends to the (tight) fusion tokens, then its own FFN; (iii) higher-order relations across
@@ -115,8 +116,21 @@ def _layer(dim: int, heads: int, mlp_ratio: float) -> nn.TransformerEncoderLayer
 
 @register_method("fusion_attention_bottleneck", family="Fusion", paper_name="AttentionBottleneck")
 class FusionAttentionBottleneck(RefAtomNetStreams):
-    def build_fusion(self, num_bottlenecks: int = 4, fusion_layers: int = 1, num_heads: int = 1,
+    """Attention bottlenecks (MBT, Nagrani et al. NeurIPS'21, Eq. 8-9 of their paper) over RefAtomNet's streams.
+
+    Per fusion layer l and stream k: ``[t_k^{l+1} ; z_k^{l+1}] = Transformer_k([t_k^l ; z^l])``, then
+    ``z^{l+1} = mean_k z_k^{l+1}``. A stream's tokens attend only to themselves and to the B shared bottleneck
+    tokens, so everything one stream learns of another passes through z, and only from the layer after it was
+    written: with L >= 2 fusion layers, stream k at layer l reads what every stream wrote into z at layer l-1.
+    Readout: MBT classifies from each modality's output and averages; here the mean over the streams' pooled
+    tokens and the pooled final bottleneck z^L (the last update would otherwise be computed and never read).
+    """
+
+    def build_fusion(self, num_bottlenecks: int = 4, fusion_layers: int = 2, num_heads: int = 1,
                      mlp_ratio: float = 4.0) -> None:
+        if fusion_layers < 2:
+            raise ValueError(f"{self.method_name}: fusion_layers={fusion_layers}; attention bottlenecks need at least "
+                             f"2 fusion layers (with 1, no stream ever reads what another wrote into the bottleneck)")
         self.stream_names = ("vt", "rt", "ls") if self.use_location else ("vt", "rt")
         self.bottleneck = nn.Parameter(torch.randn(1, num_bottlenecks, self.width) * 0.02)
         self.layers = nn.ModuleList(
@@ -125,17 +139,30 @@ class FusionAttentionBottleneck(RefAtomNetStreams):
         self.num_bottlenecks = num_bottlenecks
         self.feat_dim = self.width
 
-    def fuse(self, s):
-        toks = {k: s[k] for k in self.stream_names}
-        z = self.bottleneck.expand(s["vt"].shape[0], -1, -1)
-        for layer in self.layers:
+    def mbt(self, toks: dict[str, torch.Tensor], z: torch.Tensor | None = None,
+            bottleneck_override: list | None = None) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """The fusion layers: returns each stream's output tokens and the bottleneck after every layer.
+        ``bottleneck_override[l]`` (tests) replaces z^{l+1}: with it, the streams cannot see each other at all."""
+        toks = dict(toks)
+        b = next(iter(toks.values())).shape[0]
+        z = self.bottleneck.expand(b, -1, -1) if z is None else z
+        zs = []
+        for li, layer in enumerate(self.layers):
             new_z = []
             for k in self.stream_names:
                 y = layer[k](torch.cat([toks[k], z], dim=1))
                 toks[k], zk = y[:, :-self.num_bottlenecks], y[:, -self.num_bottlenecks:]
                 new_z.append(zk)
-            z = torch.stack(new_z).mean(0)  # MBT: the bottleneck update is averaged over modalities
-        return torch.stack([toks[k].mean(dim=1) for k in self.stream_names]).mean(0)
+            z = torch.stack(new_z).mean(0)  # MBT Eq. 9: the bottleneck update is averaged over modalities
+            if bottleneck_override is not None:
+                z = bottleneck_override[li]
+            zs.append(z)
+        return toks, zs
+
+    def fuse(self, s):
+        toks, zs = self.mbt({k: s[k] for k in self.stream_names})
+        pooled = [toks[k].mean(dim=1) for k in self.stream_names] + [zs[-1].mean(dim=1)]
+        return torch.stack(pooled).mean(0)
 
 
 @register_method("fusion_mcomet", family="Fusion", paper_name="McOmet")
@@ -178,6 +205,7 @@ class FusionMcOmet(RefAtomNetStreams):
 @register_method("refatomnet_xclip", family="Backbone", paper_name="RefAtomNet (XCLIP)")
 class RefAtomNetXCLIP(RefAtomNet):
     needs = frozenset({"video", "text", "detections"})
+    text_paths = ("xclip",)  # XCLIP's own text transformer (frozen), then P_RT
 
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, xclip: dict | None = None,
                  width: int = 768, num_tokens: int = 32, context_length: int = 32, freeze_vision: bool = True,

@@ -108,6 +108,7 @@ class XCLIP(Method):
             if clip is None:
                 raise ValueError("xclip: towers='clip' needs model.clip (open_clip tower config)")
             self.clip = build_clip(**clip)
+            self.clip.logit_scale.requires_grad_(False)  # CLIP's contrastive temperature: the AOSM has its own
             if self.clip.visual.image_size[0] != img_size:
                 raise ValueError(f"xclip: the CLIP vision tower expects {self.clip.visual.image_size[0]} px but "
                                  f"data.img_size={img_size}")

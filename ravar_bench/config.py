@@ -1,14 +1,30 @@
-"""Config loading (mmengine ``Config`` with ``_base_`` inheritance) and the method builder."""
+"""Config loading (mmengine ``Config`` with ``_base_`` inheritance), key checking, and the method builder.
+
+A method's config of a set is its own file / dict (``ravar_bench.registry.MethodInfo.config_source``); a file with
+``_base_`` stands alone, a dict or a file without ``_base_`` is merged over the suite's base config of the set
+(``configs/_base_/<set>.py``); a method without one runs on that base config with ``model=dict(type=name)`` and its
+constructor's defaults. ``model.type`` is resolved through the mmengine registry ``METHODS``.
+
+Every ``--cfg-options`` key must be one some code reads: a key of the base configs, a key the method's own config
+declares, or ``model.<constructor parameter>``; a typo is a UsageError naming the closest known key.
+"""
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import inspect
+import logging
+from pathlib import Path
 
 import torch
 from mmengine.config import Config
 
-from .head import RavarModel, SharedHead
-from .registry import method_info
+from .errors import UsageError
+from .head import RavarModel, SharedHead, ravar_loss
+from .registry import BASE_CONFIG_DIR, METHODS, method_info
+
+log = logging.getLogger(__name__)
 
 CONFIG_SETS = ("tiny", "full")
 
@@ -25,38 +41,154 @@ _INJECT = {
     "pixel_std": ("data", "std"),
 }
 
+# Keys the loader itself writes (or mmengine reads), never read from a user's options.
+_RESERVED = {"method_name", "config_set", "config_path", "seed", "custom_imports", "default_scope"}
+
+
+def _flat_keys(d: dict, prefix: str = "") -> set[str]:
+    """Every key path of a nested dict: ``{"a": {"b": 1}}`` -> {"a", "a.b"}."""
+    out = set()
+    for k, v in d.items():
+        out.add(prefix + str(k))
+        if isinstance(v, dict):
+            out |= _flat_keys(v, f"{prefix}{k}.")
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def base_keys() -> frozenset[str]:
+    """The keys of every base config (``configs/_base_/*.py``) and of the shared head and loss's parameters."""
+    keys: set[str] = set()
+    for f in sorted(BASE_CONFIG_DIR.glob("*.py")):
+        keys |= _flat_keys(Config.fromfile(str(f)).to_dict())
+    for section, fn, skip in (("head", SharedHead.__init__, 2), ("loss", ravar_loss, 4)):
+        keys |= {f"{section}.{p}" for p in list(inspect.signature(fn).parameters)[skip:]}
+    return frozenset(keys | _RESERVED)
+
+
+def _ctor_params(cls) -> tuple[dict, bool]:
+    """The constructor's named parameters (without self) and whether it takes ``**kwargs``."""
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self", None)
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    named = {k: p for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return named, var_kw
+
+
+def known_keys(cfg: Config | dict, cls) -> set[str]:
+    """What may be set on a method's config: the base configs' keys, the config's own, ``model.<parameter>``."""
+    params, _ = _ctor_params(cls)
+    return set(base_keys()) | _flat_keys(dict(cfg)) | {f"model.{p}" for p in params}
+
+
+def check_option_keys(options: dict, known: set[str], cls, what: str = "--cfg-options") -> None:
+    """A UsageError for the first key no code reads, naming the closest known one."""
+    _, var_kw = _ctor_params(cls)
+    for key in options:
+        parts = str(key).split(".")
+        if key in known:
+            continue
+        # below a constructor parameter (e.g. model.blip2.vision.image_size) the method reads what it reads
+        if parts[0] == "model" and len(parts) > 1 and (var_kw or f"model.{parts[1]}" in known):
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{what}: unknown config key {key!r} for method {cls.method_name!r} (no code reads it){hint}")
+
+
+def _read(src, base_path: Path) -> Config:
+    """A method's own config (file or dict); merged over the set's base config unless it names its own ``_base_``."""
+    if isinstance(src, dict):
+        cfg = Config.fromfile(str(base_path))
+        cfg.merge_from_dict(src)
+        return cfg
+    text = Path(src).read_text(encoding="utf-8")
+    own = Config.fromfile(str(src))
+    if "_base_" in text:
+        return own
+    cfg = Config.fromfile(str(base_path))
+    cfg.merge_from_dict(own.to_dict())
+    return cfg
+
+
+def _missing_args(cfg: Config, cls) -> list[str]:
+    params, _ = _ctor_params(cls)
+    model = cfg.get("model", {})
+    missing = []
+    for p, par in params.items():
+        if par.default is not inspect.Parameter.empty or p in model:
+            continue
+        inj = _INJECT.get(p)
+        if inj and inj[0] in cfg and inj[1] in cfg[inj[0]]:
+            continue
+        missing.append(p)
+    return missing
+
 
 def load_config(name: str, config_set: str = "tiny", cfg_options: dict | None = None) -> Config:
-    """``config_set``: "tiny" or "full", optionally followed by overlays from the method's config folder,
+    """``config_set``: "tiny" or "full", optionally followed by overlays from the method's configs,
     e.g. "full+released" = configs/refatomnet/full.py with configs/refatomnet/released.py merged over it."""
     base, *overlays = config_set.split("+")
     if base not in CONFIG_SETS:
-        raise ValueError(f"config_set must be one of {CONFIG_SETS} (optionally +overlay), got {config_set!r}")
+        raise UsageError(f"config_set must be one of {CONFIG_SETS} (optionally +overlay), got {config_set!r}")
     info = method_info(name)
-    path = info.config_path(base)
-    if not path.is_file():
-        raise FileNotFoundError(f"method {name!r} has no {base} config: expected {path}")
-    cfg = Config.fromfile(str(path))
+    base_path = BASE_CONFIG_DIR / f"{base}.py"
+    src = info.config_source(base)
+    if src is None:
+        cfg = Config.fromfile(str(base_path))
+        cfg.merge_from_dict({"model": {"type": name}})
+        where = f"{base_path} + model=dict(type={name!r})"
+        log.info("%s: no %s config of its own; running on the %s base config with model=dict(type=%r) and the "
+                 "constructor's defaults", name, base, base, name)
+    else:
+        cfg = _read(src, base_path)
+        where = str(src) if not isinstance(src, dict) else f"{base_path} + the {base!r} dict given to register_method"
+        mtype = cfg.get("model", {}).get("type")
+        if mtype is None:
+            cfg.merge_from_dict({"model": {"type": name}})
+        elif mtype != name:
+            raise UsageError(f"{where}: 'model.type' must be {name!r} (got {mtype!r})")
     for ov in overlays:
-        opath = info.config_path(ov)
-        if not opath.is_file():
-            raise FileNotFoundError(f"method {name!r} has no config overlay {ov!r}: expected {opath}")
-        cfg.merge_from_dict(Config.fromfile(str(opath)).to_dict())
+        osrc = info.config_source(ov)
+        if osrc is None:
+            raise UsageError(f"method {name!r} has no config overlay {ov!r}: expected {info.config_path(ov)} "
+                             f"(it has: {', '.join(info.config_sets()) or 'none'})")
+        cfg.merge_from_dict(dict(osrc) if isinstance(osrc, dict) else Config.fromfile(str(osrc)).to_dict())
+    cls = METHODS.get(name)
+    params, var_kw = _ctor_params(cls)
+    known = base_keys()
+    for key in sorted(_flat_keys(cfg.to_dict())):  # a typo in a method's own config (no code would read it)
+        if key.split(".")[0] not in ("model", *_RESERVED) and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            raise UsageError(f"{where}: unknown config key {key!r} (no code reads it; the known keys are those of "
+                             f"configs/_base_/*)" + (f"; did you mean {close[0]!r}?" if close else ""))
+    if not var_kw:
+        for k in cfg.model:
+            if k != "type" and k not in params:
+                close = difflib.get_close_matches(k, list(params), n=1, cutoff=0.6)
+                raise UsageError(f"{where}: model.{k} is not a parameter of {cls.__qualname__}"
+                                 + (f"; did you mean model.{close[0]}?" if close else ""))
     if cfg_options:
+        check_option_keys(cfg_options, known_keys(cfg, cls), cls)
         cfg.merge_from_dict(cfg_options)
-    if "model" not in cfg or cfg.model.get("type") != name:
-        raise ValueError(f"{path}: 'model.type' must be {name!r} (got {cfg.get('model', {}).get('type')!r})")
+    missing = _missing_args(cfg, cls)
+    if missing:
+        if src is None:
+            raise UsageError(f"method {name!r} ships no {base} config and its constructor has no default for "
+                             f"{', '.join(missing)}: give it one (register_method(..., configs={{{base!r}: ...}}) or "
+                             f"{info.config_path(base)})")
+        raise UsageError(f"{where}: the model section lacks {', '.join(missing)} (no constructor default)")
     cfg.method_name = name
     cfg.config_set = config_set
-    cfg.config_path = str(path)
+    cfg.config_path = where
     return cfg
 
 
 def model_kwargs(cfg: Config) -> dict:
     """The model section plus the injected data / text-encoder values the constructor accepts."""
-    info = method_info(cfg.model["type"])
+    cls = METHODS.get(cfg.model["type"]) or method_info(cfg.model["type"]).cls
     kwargs = {k: v for k, v in cfg.model.items() if k != "type"}
-    params = inspect.signature(info.cls.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters
     for arg, (section, key) in _INJECT.items():
         if arg in params and arg not in kwargs and section in cfg and key in cfg[section]:
             kwargs[arg] = cfg[section][key]
@@ -66,12 +198,13 @@ def model_kwargs(cfg: Config) -> dict:
 def build_from_config(cfg: Config, device: str | torch.device | None = None) -> RavarModel:
     """Build method + shared head. ``device="meta"`` builds without memory (for full-size counts)."""
     info = method_info(cfg.model["type"])
+    cls = METHODS.get(info.name)  # the registry resolves the config's type
     ctx = torch.device(device) if device is not None else contextlib.nullcontext()
     with ctx:
-        method = info.cls(**model_kwargs(cfg))
+        method = cls(**model_kwargs(cfg))
         if not method.feat_dim:
             raise RuntimeError(f"{info.name}: the method must set self.feat_dim in __init__")
-        head = SharedHead(method.feat_dim, **cfg.get("head", {}))
+        head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
     return RavarModel(method, head)
 
 
@@ -85,4 +218,5 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["load_config", "build_method", "build_from_config", "count_params", "model_kwargs"]
+__all__ = ["load_config", "build_method", "build_from_config", "count_params", "model_kwargs", "known_keys",
+           "check_option_keys"]

@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .registry import TABLE2_FAMILIES
+from .diagnostic_tables import diagnostic_sections
+from .registry import FAMILIES, SUITE_ORIGIN, TABLE2_FAMILIES
+from .run_notes import headline_protocol, run_notes, select_rows
+from .stability import stability_section
 from .suites import suite as get_suite
 
 METRICS = ("mIoU", "mAP", "AUROC")
@@ -47,7 +50,9 @@ def _rows_in_order(df: pd.DataFrame, methods=None, families=None) -> list[str]:
     """The given methods in order, or the families' methods in the paper's row order (others after)."""
     if methods is not None:
         return [m for m in methods if (df["method"] == m).any()]
-    fams = families or TABLE2_FAMILIES + ("Control",)
+    # families a plug-in declared itself come after the paper's, before the controls
+    own = tuple(f for f in dict.fromkeys(df["family"].dropna()) if f not in FAMILIES)
+    fams = families or TABLE2_FAMILIES + own + ("Control",)
     rows = {name: k for k, name in enumerate(paper_results()["method"])}
     out = []
     for fam in fams:
@@ -56,6 +61,22 @@ def _rows_in_order(df: pd.DataFrame, methods=None, families=None) -> list[str]:
         key = [rows.get(p, 10 ** 6) if isinstance(p, str) else 10 ** 6 for p in pn]
         out += [m for _, m in sorted(zip(key, sub["method"]), key=lambda t: t[0])]
     return out
+
+
+def _external(rows: pd.DataFrame) -> bool:
+    """Rows of a method from outside the suite (a plug-in): results.csv's ``origin`` names its module."""
+    return "origin" in rows and rows["origin"].notna().any() and rows["origin"].dropna().iloc[0] != SUITE_ORIGIN
+
+
+def plugin_note(df: pd.DataFrame) -> list[str]:
+    """The footnote for rows marked †: which methods came from outside the suite, and from which module."""
+    if "origin" not in df:
+        return []
+    ext = df[df["origin"].notna() & (df["origin"] != SUITE_ORIGIN)].drop_duplicates("method")
+    if ext.empty:
+        return []
+    names = ", ".join(f"{r.method} ({r.origin})" for r in ext.itertuples())
+    return [f"† From outside the suite (plug-ins), scored by the same code: {names}.", ""]
 
 
 def table_frame(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted", bold: str | None = "**",
@@ -74,7 +95,8 @@ def table_frame(df: pd.DataFrame, suite: str = "table2", protocol: str = "weight
     for method in _rows_in_order(df, methods, families):
         m = df[df["method"] == method]
         pname = m["paper_name"].dropna().iloc[0] if "paper_name" in m and m["paper_name"].notna().any() else None
-        row = {"Family": m["family"].iloc[0], "Method": pname or method, "seeds": m["seed"].nunique()}
+        row = {"Family": m["family"].iloc[0], "Method": (pname or method) + ("†" if _external(m) else ""),
+               "seeds": m["seed"].nunique()}
         vals = {}
         for split in SPLITS:
             for met in METRICS:
@@ -118,7 +140,7 @@ def _latex_escape(v):
         return v
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
         v = v.replace(a, b)
-    return v.replace("±", r"$\pm$")
+    return v.replace("±", r"$\pm$").replace("†", r"$^\dagger$")
 
 
 def render_latex(df: pd.DataFrame, suite: str = "table2", protocol: str = "weighted", **kw) -> str:
@@ -137,12 +159,29 @@ def protocol_note(df: pd.DataFrame, suite: str = "table2", protocol: str = "weig
     n = {s: int(df[df["split"] == s]["n_instances"].max()) for s in SPLITS
          if "n_instances" in df and (df["split"] == s).any()}
     table = get_suite(suite)["table"]
-    return (f"Protocol: {PROTOCOL[protocol]}. mIoU: mean over instances of the key-frame box IoU. All values in "
+    text = PROTOCOL[protocol]
+    if protocol == "gated" and "iou_gate" in df and df["iou_gate"].notna().any():  # the gate the runs used
+        text = text.replace("IoU < 0.5", f"IoU < {df['iou_gate'].dropna().iloc[0]:g}")
+    return (f"Protocol: {text}. mIoU: mean over instances of the key-frame box IoU. All values in "
             f"percent; cells are mean ± std over seeds {seeds}; best of ours per column in bold; the 95% interval "
             f"is a percentile bootstrap over test instances; p is a paired bootstrap test against the best method "
             f"of the table by test mAP (largest p over seeds). Config set: {config}. Data: {data}; instances scored "
             f"per split: {n}. Columns headed 'paper' are the numbers the paper reports on the real RefAVA (its "
-            f"Table {table}), for reference only: not comparable with runs on other data or with tiny configs.")
+            f"Table {table}), for reference only: not comparable with runs on other data or with tiny configs."
+            f"{text_path_note(df)}")
+
+
+def text_path_note(df: pd.DataFrame) -> str:
+    """Which Eq. 1 text path the RefAtomNet-family rows ran (``model.text_path``; rows from before it: none)."""
+    if "text_path" not in df:
+        return ""
+    paths = df[df["text_path"].fillna("").astype(str) != ""].groupby("text_path")["method"].unique()
+    if paths.empty:
+        return ""
+    what = {"qformer": "frozen text features -> P_RT -> the trained Q-Former's text side (Eq. 1)",
+            "projection": "frozen text features -> P_RT only", "xclip": "XCLIP's frozen text transformer -> P_RT"}
+    parts = [f"{what.get(p, p)} [{p}]: {', '.join(sorted(ms))}" for p, ms in paths.items()]
+    return " RefAtomNet text path: " + "; ".join(parts) + "."
 
 
 def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -> Path | None:
@@ -184,7 +223,10 @@ def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -
     return path
 
 
-COSTS_CSV = Path(__file__).resolve().parent.parent / "benchmarks" / "method_costs.csv"
+# benchmarks/method_costs.csv in a checkout; an install ships it as ravar_bench/reference/method_costs.csv (setup.py)
+_PACKAGED_COSTS = resources.files("ravar_bench").joinpath("reference/method_costs.csv")
+COSTS_CSV = (Path(str(_PACKAGED_COSTS)) if _PACKAGED_COSTS.is_file()
+             else Path(__file__).resolve().parent.parent / "benchmarks" / "method_costs.csv")
 
 
 def costs_table(df: pd.DataFrame, methods: list[str], costs_csv: Path = COSTS_CSV) -> str:
@@ -215,11 +257,15 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", protocol: str = "weighted",
-                extra_md: list[str] | None = None) -> Path:
-    """out_dir/results.csv -> <name>.md / .tex / .csv / _mAP.png (name: leaderboard for table2, else the suite)."""
+def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", protocol: str | None = None,
+                extra_md: list[str] | None = None, stability_with: str | Path | None = None,
+                config_set: str | None = None, data: str | None = None) -> Path:
+    """out_dir/results.csv -> <name>.md / .tex / .csv / _mAP.png (name: leaderboard for table2, else the suite).
+    ``protocol`` None: the runs' own ``eval.average``. Rows of several config sets or data never share a table:
+    ``config_set`` / ``data`` pick one (run_notes.select_rows)."""
     out_dir = Path(out_dir)
-    df = pd.read_csv(out_dir / "results.csv")
+    df = select_rows(pd.read_csv(out_dir / "results.csv"), config_set, data)
+    protocol = headline_protocol(df, protocol)
     spec = get_suite(suite)
     stem = "leaderboard" if suite == "table2" else suite
     methods = None if spec["methods"] == "all" else spec["methods"]
@@ -227,7 +273,8 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
     parts = [f"# RAVAR-Bench — {spec['title']}", ""]
     if command:
         parts += [f"Made by: `{command}`", ""]
-    parts += [render_markdown(df, suite, protocol), protocol_note(df, suite, protocol), ""]
+    parts += [render_markdown(df, suite, protocol), protocol_note(df, suite, protocol), "", *plugin_note(df),
+              *run_notes(df)]
     if suite == "table2":
         for fam in ("Ablation", "Fusion", "Backbone"):
             if (df["family"] == fam).any():
@@ -236,6 +283,8 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
         parts += [f"![mAP per method]({png.name})", ""]
     parts += extra_md or []
     order = _rows_in_order(df, methods)
+    parts += diagnostic_sections(df, out_dir, order, stem)  # factor breakdowns and controls (RefAVA-Synth runs)
+    parts += stability_section(out_dir, order, stability_with, stem)  # rank intervals; rho against another run
     if "params" in df and order:
         parts += ["## Cost", "", costs_table(df, order),
                   "tiny: this run's configs on this machine (training clips per second over all epochs); full: the "
@@ -248,6 +297,7 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
     return md_path
 
 
-def write_leaderboard(out_dir: str | Path, command: str = "", protocol: str = "weighted", suite: str = "table2",
-                      extra_md: list[str] | None = None) -> Path:
-    return write_suite(out_dir, suite, command, protocol, extra_md)
+def write_leaderboard(out_dir: str | Path, command: str = "", protocol: str | None = None, suite: str = "table2",
+                      extra_md: list[str] | None = None, stability_with: str | Path | None = None,
+                      config_set: str | None = None, data: str | None = None) -> Path:
+    return write_suite(out_dir, suite, command, protocol, extra_md, stability_with, config_set=config_set, data=data)

@@ -14,7 +14,8 @@ so a single-frame method never pays for decoding a clip):
 Always present: ``key`` (list of B), ``clip_key`` (list of B: "<video_id>___<timestamp>", the key of the
 clip's pixels, for caching frozen features), ``labels`` (B, 80) multi-hot, ``box`` (B, 4).
 
-The builder attaches the one :class:`ravar_bench.head.SharedHead`; a method never owns a head.
+The builder attaches the one :class:`ravar_bench.head.SharedHead`; a method never owns a head. A method may
+also expose a spatial map (``map_dim`` / ``spatial_map`` below) that the head reads.
 """
 from __future__ import annotations
 
@@ -42,12 +43,23 @@ class Method(nn.Module):
         hw = (size, size) if isinstance(size, int) else tuple(size)
         want = (num_frames, 3, *hw) if key == "video" else (3, *hw)
         if video.dim() != len(want) + 1 or tuple(video.shape[1:]) != want:
-            fields = "data.num_frames / data.img_size" if key == "video" else "data.keyframe_size"
+            fields = "data.keyframe_size"
+            if key == "video":  # name the field that differs (both when the rank or both parts are wrong)
+                got = tuple(video.shape[1:])
+                wrong = [f for f, bad in (("data.num_frames", len(got) != 4 or got[0] != num_frames),
+                                          ("data.img_size", len(got) != 4 or got[2:] != hw)) if bad]
+                fields = " and ".join(wrong or ["data.num_frames", "data.img_size"])
             raise ValueError(
                 f"{self.method_name}: batch['{key}'] has shape {tuple(video.shape)}, but the method was built "
                 f"for (B, {', '.join(map(str, want))}); set {fields} in the config to match the model, or "
                 f"rebuild the model for this input"
             )
+
+    # Optional, for the shared head's candidate mode (ravar_bench/head.py): a method that can say where it
+    # looks sets ``self.map_dim`` (channels) in __init__ and, in forward, ``self.spatial_map`` to a
+    # sentence-conditioned (B, map_dim, h, w) key-frame-aligned map. Methods without one keep map_dim = 0.
+    map_dim: int = 0
+    spatial_map = None
 
     # A method with a training objective of its own (e.g. RefCLIP's anchor contrast) sets ``self.aux_loss``
     # (a scalar tensor, already weighted) in forward; the engine adds it to the shared loss.

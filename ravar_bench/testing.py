@@ -24,3 +24,27 @@ def fake_batch(cfg, b: int, device="cpu") -> dict:
         "labels": labels, "box": torch.tensor([[0.2, 0.2, 0.6, 0.8]] * b, device=device), "key": [f"fake___{900 + i}___1" for i in range(b)],
         "clip_key": [f"fake___{900 + i}" for i in range(b)],
     }
+
+
+def another_sentence(batch: dict, seed: int = 1) -> dict:
+    """``batch`` with another reference: a different string and other frozen-encoder features for it (the pixels,
+    detections, labels and keys stay), for checking that a method reads the sentence."""
+    g = torch.Generator().manual_seed(seed)
+    out = dict(batch)
+    out["text"] = ["a short man on the right in a green hat"] * len(batch["text"])
+    for k in ("text_emb", "text_tokens"):
+        out[k] = torch.randn(batch[k].shape, generator=g).to(batch[k].device)
+    return out
+
+
+def fake_detections(b: int, n: int = 8, dim: int = 384, seed: int = 0, device="cpu") -> dict:
+    """A batch's ``detections`` (method.py's layout): n valid boxes per key frame, the first two people (COCO id 1),
+    for tests whose model asks for detections (a method's own ``needs``, or the shared head's candidate boxes)."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(b, n, 2, generator=g) * 0.5
+    boxes = torch.cat([xy, xy + 0.1 + torch.rand(b, n, 2, generator=g) * 0.4], -1)
+    cats = torch.randint(2, 10, (b, n), generator=g)
+    cats[:, :2] = 1
+    return {"boxes": boxes.to(device), "scores": torch.rand(b, n, generator=g).to(device),
+            "mask": torch.ones(b, n, dtype=torch.bool, device=device), "cat_ids": cats.to(device),
+            "cat_emb": torch.randn(b, n, dim, generator=g).to(device)}

@@ -18,6 +18,7 @@ from ravar_bench.encoders.checkpoint import CheckpointShapeError
 from ravar_bench.encoders.fusion import TextFiLM
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, list_methods, method_info
+from ravar_bench.testing import fake_detections
 
 torch.set_num_threads(2)
 
@@ -39,6 +40,7 @@ def make_batch(b: int, t: int = 8, size: int = 64, seed: int = 0) -> dict:
         "text_emb": torch.randn(b, TEXT_DIM, generator=g),
         "labels": (torch.rand(b, 80, generator=g) > 0.9).float(),
         "box": torch.rand(b, 4, generator=g).sort(dim=1).values,
+        "detections": fake_detections(b, dim=TEXT_DIM, seed=seed),  # the shared head's candidate boxes
     }
 
 

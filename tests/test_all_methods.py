@@ -1,5 +1,5 @@
 """Every registered method, whoever adds it: builds tiny and full (meta device), trains one step with a finite
-loss and gradients reaching its own parameters, and keeps the output contract."""
+loss and a gradient in EVERY trainable part, keeps the output contract, and reads the sentence it declares."""
 import pytest
 import torch
 
@@ -7,7 +7,19 @@ import ravar_bench
 from ravar_bench.config import build_from_config, load_config
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import list_methods
-from ravar_bench.testing import fake_batch
+from ravar_bench.testing import another_sentence, fake_batch
+
+SENTENCE_KEYS = {"text", "text_emb", "text_tokens"}
+
+
+def _loss(model, batch):
+    out = model(batch)
+    assert out["logits"].shape == (len(batch["key"]), 80) and out["boxes"].shape == (len(batch["key"]), 4)
+    loss = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"])["loss"]
+    if getattr(model.method, "aux_loss", None) is not None:  # the engine adds the method's own objective
+        loss = loss + model.method.aux_loss
+    assert torch.isfinite(loss)
+    return loss
 
 
 @pytest.mark.parametrize("name", list_methods())
@@ -16,12 +28,27 @@ def test_method_builds_and_trains_a_step(name):
     cfg = load_config(name, "tiny")
     model = build_from_config(cfg).train()
     batch = fake_batch(cfg, 4)
-    out = model(batch)
-    assert out["logits"].shape == (4, 80) and out["boxes"].shape == (4, 4)
-    loss = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"])["loss"]
-    assert torch.isfinite(loss)
-    loss.backward()
-    grads = [p.grad for p in model.method.parameters() if p.requires_grad]
-    assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{name}: no gradient reaches the method"
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    _loss(model, batch).backward()
+    opt.step()
+    # the second step: zero-initialised layers (FiLM's output, residual BN gammas) let gradients through only
+    # after the first. Now every trainable parameter gets one: a detached branch, or a parameter nothing reads,
+    # fails here (an unused one should be frozen, so that it is not counted as trained)
+    opt.zero_grad(set_to_none=True)
+    _loss(model, batch).backward()
+    dead = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not dead, f"{name}: no gradient reaches {dead}"
+    opt.step()
+    # after these optimiser steps (zero-initialised text gates, e.g. FiLM's, open up), another sentence changes
+    # the output of a method that declares a sentence key in ``needs``, and leaves one that declares none unchanged
+    model.eval()
+    with torch.no_grad():
+        a, b = model(batch), model(another_sentence(batch))
+    same = torch.allclose(a["logits"], b["logits"], atol=1e-6) and torch.allclose(a["boxes"], b["boxes"], atol=1e-6)
+    reads = sorted(set(model.method.needs) & SENTENCE_KEYS)
+    if reads:
+        assert not same, f"{name} declares {reads} in needs but its output ignores the sentence"
+    else:
+        assert same, f"{name} declares no sentence key in needs but its output depends on the sentence"
     full = ravar_bench.build_method(name, "full", device="meta")
     assert all(p.is_meta for p in full.parameters())

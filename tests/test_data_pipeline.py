@@ -23,23 +23,71 @@ def test_sample_indices_distinct_and_centred():
         sample_indices(1000, 16, 8, 90)
 
 
+@pytest.mark.parametrize("key,T,stride,first", [(3, 16, 5, 1), (1, 8, 12, 1), (0, 8, 12, 0), (10, 4, 20, 1)])
+def test_sample_indices_never_leave_the_frames_that_exist(key, T, stride, first):
+    """A window cut at the movie's first frame: a clear error when the clip cannot fit, never an index
+    before the first frame or past the window (sample_indices(3, 16, 5, 90) once gave -28..47)."""
+    lo, hi = max(first, key - 45), key + 44
+    if (T - 1) * stride + 1 > hi - lo + 1:
+        with pytest.raises(ValueError, match=r"lower data.frame_stride") as e:
+            sample_indices(key, T, stride, 90, first_index=first)
+        assert f"key frame {key}" in str(e.value)
+    else:
+        idx = sample_indices(key, T, stride, 90, first_index=first)
+        assert lo <= min(idx) and max(idx) <= hi and len(set(idx)) == T
+        assert all(b - a == stride for a, b in zip(idx, idx[1:]))
+
+
+def test_sample_indices_cut_window_fits_or_raises_exhaustively():
+    for key in range(1, 60):
+        for stride in (1, 3, 5, 8, 12):
+            lo, hi = max(1, key - 45), key + 44
+            try:
+                idx = sample_indices(key, 8, stride, 90)
+            except ValueError:
+                assert 7 * stride + 1 > hi - lo + 1, (key, stride)
+                continue
+            assert lo <= idx[0] and idx[-1] <= hi and len(set(idx)) == 8, (key, stride, idx)
+
+
 def test_layout_matches_ava_convention():
     lay = FrameLayout()
     assert lay.key_index(902) == 61 and lay.key_index(900) == 1
     assert str(lay.path(__import__("pathlib").Path("F"), "abc", 61)) == "F/abc/image_000061.jpg"
 
 
-def test_clip_frames_are_distinct_pixels(tiny_synth_root):
-    inst, _ = load_split(tiny_synth_root, "train")
-    ds = ClipDataset(inst, tiny_synth_root, DATA, needs={"video", "keyframe"})
-    moving = 0
-    for i in range(len(ds)):
-        clip = ds[i]["video"]
-        assert clip.shape == (8, 3, 32, 32) and clip.dtype == torch.uint8
-        diffs = [(clip[k].float() - clip[k + 1].float()).abs().mean().item() for k in range(7)]
-        moving += all(d > 0 for d in diffs)
-    # the authors' loader returns one frame 8 times (all diffs 0); ours reads 8 different frames
-    assert moving >= len(ds) // 2
+def _coded_frames(root, video_id, keys):
+    """Solid 32x32 JPEGs whose colour encodes the frame index, for every frame of each key's window."""
+    from PIL import Image
+
+    d = root / "frames" / video_id
+    d.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        for i in range(max(1, key - 45), key + 45):
+            Image.new("RGB", (32, 32), (i % 256,) * 3).save(d / f"image_{i:06d}.jpg", quality=95)
+
+
+def _frame_index(frame):
+    """The index a decoded coded frame was written for (grey: JPEG keeps a flat luma block exact)."""
+    return round(frame[0].float().mean().item())
+
+
+def test_clip_frames_are_the_sampled_distinct_frames(tmp_path):
+    from ravar_bench.data.refava import Instance
+
+    # AVA layout: second t has key frame (t - 900) * 30 + 1; 902 -> 61 (whole window there), 900 -> 1 (cut)
+    _coded_frames(tmp_path, "vid", [61, 1, 121])
+    insts = [Instance(f"vid___{t}___1", "vid", t, "1", (0.1, 0.1, 0.5, 0.5), (12,), "a man") for t in (902, 904, 900)]
+    ds = ClipDataset(insts, tmp_path, dict(DATA, img_size=32), needs={"video", "keyframe"})
+    for inst, item in zip(insts, (ds[0], ds[1], ds[2])):
+        key = (inst.timestamp - 900) * 30 + 1
+        # written out, not from sample_indices: 8 frames 4 apart, the key frame 5th; shifted right at the start
+        want = [key + 4 * (k - 4) for k in range(8)] if key > 20 else [1 + 4 * k for k in range(8)]
+        got = [_frame_index(f) for f in item["video"]]
+        assert got == want, (inst.timestamp, got, want)
+        assert _frame_index(item["keyframe"]) == key
+        if key > 20:
+            assert got[4] == key  # the centre clip frame is the key frame
     b = ds.collate([ds[0], ds[1]])
     assert b["video"].shape == (2, 8, 3, 32, 32) and b["keyframe"].shape == (2, 3, 48, 48)
     assert b["labels"].shape == (2, 80) and b["box"].shape == (2, 4)
@@ -68,10 +116,16 @@ def test_missing_frame_error_or_counted_skip(tmp_path):
     # a corrupt JPEG names its path too
     other = [i for i in inst if i.clip_key != victim.clip_key][0]
     bad = lay.path(root / "frames", other.video_id, lay.key_index(other.timestamp))
-    bad.write_bytes(b"\xff\xd8 garbage")
+    bad.write_bytes(b"\xff\xd8 garbage")  # truncated (no end-of-image marker): found before any decode
+    with pytest.raises(RuntimeError, match=re.escape(str(bad)) + ".*" + re.escape(other.key)):
+        ClipDataset([other], root, DATA, needs={"keyframe"})
+    # both markers, undecodable inside: met at decode time, naming the file and the instance, or skipped on request
+    bad.write_bytes(b"\xff\xd8" + b"\x00garbage" * 20 + b"\xff\xd9")
     ds2 = ClipDataset([other], root, DATA, needs={"keyframe"})
-    with pytest.raises(RuntimeError, match=re.escape(str(bad))):
+    with pytest.raises(RuntimeError, match=re.escape(str(bad)) + ".*" + re.escape(other.key)):
         ds2[0]
+    ds3 = ClipDataset([other], root, DATA, needs={"keyframe"}, skip_missing_frames=True)
+    assert ds3.collate([ds3[0]]) == {"key": [], "_skipped": [(other.key, ds3[0]["_bad"])]}
 
 
 def _tree_digest(root):

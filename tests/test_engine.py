@@ -48,14 +48,36 @@ def engine_env(tmp_path_factory, tiny_synth_root):
     return src, cfg, TextFeatureCache(dict(cfg.text_encoder))
 
 
-def test_resume_after_interruption_equals_uninterrupted(engine_env, tmp_path):
+@pytest.fixture
+def count_steps():
+    """Counts optimiser steps (every torch optimizer, through torch's global post-step hook)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = []
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    yield steps
+    handle.remove()
+
+
+def _steps_per_epoch(src, cfg):
+    return -(-len(src.splits["train"]) // int(cfg.train.batch_size))  # no drop_last
+
+
+def test_resume_after_interruption_equals_uninterrupted(engine_env, tmp_path, count_steps):
     src, cfg, tc = engine_env
+    per_epoch = _steps_per_epoch(src, cfg)
     ref = train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "ref", progress=False)
+    assert len(count_steps) == 3 * per_epoch
+    count_steps.clear()
     with pytest.raises(Interrupted):
         train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "int", progress=False, stop_after_epoch=1)
+    assert len(count_steps) == per_epoch
     assert (tmp_path / "int/runs/test_engine_probe/seed1/last.pt").is_file()
     assert not result_path(tmp_path / "int", "test_engine_probe", "val", 1).exists()
+    count_steps.clear()
     resumed = train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "int", progress=False)
+    # the resumed call trains the two remaining epochs only (a resume that retrained from epoch 0 does 3)
+    assert len(count_steps) == 2 * per_epoch
     a = torch.load(tmp_path / "ref/runs/test_engine_probe/seed1/model.pt", weights_only=True)
     b = torch.load(tmp_path / "int/runs/test_engine_probe/seed1/model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -108,11 +130,21 @@ def test_method_aux_loss_is_optimised(engine_env, tmp_path):
     assert sd["method.only_aux"].item() < 1.0
 
 
-def test_force_retrains_from_scratch(engine_env, tmp_path):
+def test_force_retrains_from_scratch(engine_env, tmp_path, count_steps):
     src, cfg, tc = engine_env
     train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path, progress=False)
-    final = tmp_path / "runs/test_engine_probe/seed0/model.pt"
-    torch.save({k: torch.zeros_like(v) for k, v in torch.load(final, weights_only=True).items()}, final)
+    work = tmp_path / "runs/test_engine_probe/seed0"
+    trained = torch.load(work / "model.pt", weights_only=True)
+    # both files a stale run leaves: a zeroed final model, and a last-epoch checkpoint (zeroed weights, one epoch
+    # to go) that a --force which kept last.pt would resume from
+    torch.save({k: torch.zeros_like(v) for k, v in trained.items()}, work / "model.pt")
+    st = torch.load(work / "last.pt", weights_only=True)
+    st["model"] = {k: torch.zeros_like(v) for k, v in st["model"].items()}
+    st["epoch"] = 2
+    torch.save(st, work / "last.pt")
+    count_steps.clear()
     rows = train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path, progress=False, force=True)
-    retrained = torch.load(final, weights_only=True)
-    assert any(v.abs().sum() > 0 for v in retrained.values()) and rows[0]["train_time_s"] > 0
+    assert len(count_steps) == 3 * _steps_per_epoch(src, cfg)  # all three epochs, from scratch
+    retrained = torch.load(work / "model.pt", weights_only=True)
+    assert all(torch.equal(trained[k], retrained[k]) for k in trained)  # deterministic: the same model again
+    assert rows[0]["train_time_s"] > 0

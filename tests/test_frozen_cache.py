@@ -15,16 +15,22 @@ def _batch(b=4):
             "clip_key": [f"v___{900 + i}" for i in range(b)], "key": [f"v___{900 + i}___1" for i in range(b)]}
 
 
+def _count_calls(module):
+    calls = []
+    return calls, module.register_forward_hook(lambda *a: calls.append(1))
+
+
 def test_cached_frozen_vit_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = ravar_bench.build_method("refatomnet").eval()
     caches = frozen_caches(model)
     assert len(caches) == 1
     cache = caches[0][1]
+    assert cache is model.method.visual.feature_cache and cache.enabled
+    cache.bind(tmp_path / "c.pt")  # as the engine does, before the first batch
     b = _batch()
-    calls = []
     vit = model.method.visual.vision_model
-    hook = vit.register_forward_hook(lambda *a: calls.append(1))
+    calls, hook = _count_calls(vit)
     with torch.no_grad():
         first = model(b)["logits"]
         second = model(b)["logits"]
@@ -34,11 +40,38 @@ def test_cached_frozen_vit_gives_identical_outputs(tmp_path):
     hook.remove()
     assert torch.equal(first, second) and torch.allclose(first, uncached, atol=1e-6)
     assert len(calls) == 2 and cache.hits == 4 and cache.misses == 4  # 1 cached pass + 1 uncached pass
-    cache.bind(tmp_path / "c.pt")
-    cache._dirty = True
+    # what the forward passes stored is written by save() (no flag set by hand) and read back by a later run
     cache.save()
+    assert (tmp_path / "c.pt").is_file()
     fresh = FrozenFeatureCache()
     fresh.bind(tmp_path / "c.pt")
     assert set(fresh.store) == set(b["clip_key"])
-    # a trainable tower is never cached
-    assert not FrozenFeatureCache(enabled=False)(["a"], torch.ones(1, 2), lambda x: x * 2).eq(1).all()
+    assert all(torch.equal(fresh.store[k], cache.store[k]) for k in b["clip_key"])
+    model.method.visual.feature_cache = fresh
+    calls, hook = _count_calls(vit)
+    with torch.no_grad():
+        third = model(b)["logits"]
+    hook.remove()
+    assert len(calls) == 0 and fresh.hits == 4 and torch.equal(third, first)  # the ViT never ran
+
+
+def test_trainable_vit_is_never_cached(tmp_path):
+    """freeze_vision=False: the cache is off, the ViT runs on every pass and is trained."""
+    torch.manual_seed(0)
+    model = ravar_bench.build_method("refatomnet", cfg_options={"model.blip2.freeze_vision": False}).train()
+    vit = model.method.visual.vision_model
+    assert all(p.requires_grad for p in vit.parameters())
+    cache = model.method.visual.feature_cache
+    cache.bind(tmp_path / "c.pt")
+    b = _batch(2)
+    calls, hook = _count_calls(vit)
+    first = model(b)["logits"]
+    first.sum().backward()
+    with torch.no_grad():
+        model(b)
+    hook.remove()
+    assert len(calls) == 2 and cache.store == {} and cache.hits == cache.misses == 0
+    assert all(p.grad is not None for p in vit.parameters() if p.requires_grad)
+    assert any(p.grad.abs().sum() > 0 for p in vit.parameters())
+    cache.save()
+    assert not (tmp_path / "c.pt").exists()

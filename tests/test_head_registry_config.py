@@ -5,8 +5,10 @@ import torch
 
 import ravar_bench
 from ravar_bench.config import load_config
+from ravar_bench.errors import UsageError
 from ravar_bench.head import SharedHead, ravar_loss
 from ravar_bench.method import Method
+from ravar_bench.testing import fake_batch
 from ravar_bench.registry import list_methods, method_info, register_method, resolve_methods
 
 
@@ -44,9 +46,11 @@ def test_registry_contents_and_errors():
     assert set(resolve_methods("all")) <= set(list_methods(table2_only=True))
     assert resolve_methods("x3d,clip4clip,x3d") == ["x3d", "clip4clip"]
     assert "x3d" in resolve_methods("AAL")
-    with pytest.raises(KeyError, match="unknown method 'nope'"):
+    with pytest.raises(UsageError, match="unknown method 'nope'"):
         resolve_methods("nope")
-    with pytest.raises(ValueError, match="unknown family"):
+    with pytest.raises(UsageError, match=r"unknown method 'x3e'; closest registered: x3d"):
+        resolve_methods("x3d,x3e")
+    with pytest.raises(UsageError, match="unknown family"):
         register_method("bad", family="Nope")
 
 
@@ -70,7 +74,7 @@ def test_one_decorator_adds_a_method(tmp_path):
     assert "test_decorated" not in resolve_methods("all")  # not a Table-2 family
     model = ravar_bench.build_method("test_decorated")
     assert model.method.lin.in_features == 384  # text_dim injected from text_encoder.dim
-    out = model({"text_emb": torch.randn(3, 384)})
+    out = model(fake_batch(load_config("test_decorated"), 3))
     assert out["logits"].shape == (3, 80) and out["boxes"].shape == (3, 4)
 
 
@@ -82,7 +86,7 @@ def test_config_inheritance_and_overrides():
     assert cfg.train.epochs == 1 and cfg.data.img_size == 96
     full = load_config("x3d", "full")
     assert full.data.img_size == 224 and full.text_encoder.type == "bert" and full.train.lr == 1e-4
-    with pytest.raises(ValueError, match="config_set"):
+    with pytest.raises(UsageError, match="config_set"):
         load_config("x3d", "huge")
 
 

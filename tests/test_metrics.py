@@ -85,18 +85,35 @@ def test_weighted_is_support_weighted_not_macro():
 
 
 def test_iou_gate_zeroes_scores_like_the_authors_script():
+    """Boxes built with a known IoU per instance (dyadic coordinates, so exact in floating point): 1, 1/3, exactly
+    the gate 0.5 (kept: the script zeroes IoU < 0.5 only), 0. The expectation zeroes rows by that construction,
+    not by any IoU computation, and is scored by scikit-learn."""
     rng = np.random.default_rng(5)
     n = 120
     labels = (rng.random((n, 80)) < 0.2).astype(int)
     scores = rng.normal(size=(n, 80)) + labels
-    pb, gb = _boxes(rng, n), _boxes(rng, n)
-    pb[: n // 2] = gb[: n // 2]  # half perfectly localised
-    iou = torch.diag(tv_box_iou(torch.tensor(pb), torch.tensor(gb))).numpy()
-    gated = scores * (iou >= 0.5)[:, None]
+    gb, pb, kept = np.zeros((n, 4)), np.zeros((n, 4)), np.zeros(n, dtype=bool)
+    for i in range(n):
+        x, y = rng.integers(0, 4, 2) / 8
+        w, h = rng.integers(2, 5, 2) / 8
+        gb[i] = [x, y, x + w, y + h]
+        kind = i % 4
+        if kind == 0:  # the same box: IoU 1
+            pb[i], kept[i] = gb[i], True
+        elif kind == 1:  # shifted by half its width: IoU (w/2) / (3w/2) = 1/3
+            pb[i] = [x + w / 2, y, x + 3 * w / 2, y + h]
+        elif kind == 2:  # the top half: IoU exactly 0.5, on the gate
+            pb[i], kept[i] = [x, y, x + w, y + h / 2], True
+        else:  # beside it: IoU 0
+            pb[i] = [x + w, y, x + 2 * w, y + h]
+    gated = scores.copy()
+    gated[~kept] = 0.0
     ap, auc = _sk(gated, labels, "weighted")
     res = evaluate(scores, labels, pb, gb, iou_gate=0.5)
     assert res["mAP"] == pytest.approx(ap, abs=1e-6)
     assert res["AUROC"] == pytest.approx(auc, abs=1e-6)
+    assert res["mIoU"] == pytest.approx(100 * (1 + 1 / 3 + 0.5 + 0) / 4, abs=1e-9)
+    assert abs(evaluate(scores, labels, pb, gb)["mAP"] - ap) > 1  # the gate changes the result here
 
 
 def test_groups_and_bad_input():

@@ -1,6 +1,9 @@
-"""RefAtomNet (issue #3): each equation against an independent numpy computation, the softmax axes, the paper vs
-released variants, gradients to every stream, the ablations / fusions / XCLIP registrations, the BLIP-2 encoder
-(shapes, joint text mode, local pretrained loading), full-size parameter counts. (Step time is a benchmark: benchmarks/method_throughput.py.)
+"""RefAtomNet (issues #3, #15): each equation against an independent numpy computation (Eq. 1 through a Q-Former
+written out in numpy, Eq. 3 and the simple fusions by hand, attention bottlenecks and McOmet in numpy), the softmax
+axes, the paper vs released variants (and a tiny width at which their scales differ), gradients to every stream,
+MBT's streams meeting only in the bottleneck, HOG detections in the location stream, the ablations / fusions / XCLIP
+registrations, the BLIP-2 encoder (shapes, joint text mode, local pretrained loading), full-size parameter counts
+against hand-computed part sizes and the published totals. (Step time is a benchmark: benchmarks/method_throughput.py.)
 
 Run: .venv/bin/python -m pytest tests/test_refatomnet.py -q
 """
@@ -268,10 +271,8 @@ def test_multihead_blocks_run_and_split_channels():
 def tiny_models():
     torch.manual_seed(0)
     paper = ravar_bench.build_method("refatomnet", "tiny")
-    from baselines.refatomnet import released_config
-
     torch.manual_seed(0)
-    rcfg = released_config("tiny")
+    rcfg = load_config("refatomnet", "tiny+released")
     released = build_from_config(rcfg)
     return paper, released, rcfg
 
@@ -289,7 +290,9 @@ def test_variants_differ_where_documented(tiny_models):
     paper, released, rcfg = tiny_models
     pm, rm = paper.method, released.method
     assert pm.variant == "paper" and rm.variant == "released"
-    assert pm.fusion.blocks["vt"].alpha == 0.125 and rm.fusion.blocks["vt"].alpha == pytest.approx(64 ** -0.5)
+    # the tiny width (48) is chosen so that the released scale differs from the paper's alpha (at 64 they coincide)
+    assert pm.width == rm.width == 48
+    assert pm.fusion.blocks["vt"].alpha == 0.125 and rm.fusion.blocks["vt"].alpha == pytest.approx(0.1443375673)
     assert rcfg.loss == dict(box_weight=1.0, cls_weight=5.0) and load_config("refatomnet").loss.box_weight == 5.0
     assert released.head.box_activation == "none" and paper.head.box_activation == "sigmoid"
     assert [m.out_features for m in released.head.cls if isinstance(m, torch.nn.Linear)] == [512, 256, 80]
@@ -300,9 +303,10 @@ def test_variants_differ_where_documented(tiny_models):
         # text: paper masks padding; released averages all L tokens (padding included)
         b2 = make_batch()
         b2["text_tokens"][~b2["text_mask"]] += 5.0
-        assert torch.allclose(pm.encode_text(b), pm.encode_text(b2))
+        torch.testing.assert_close(pm.eq1_joint(b)[1], pm.eq1_joint(b2)[1])
+        torch.testing.assert_close(pm.eq1_joint(b)[0], pm.eq1_joint(b2)[0])  # queries do not attend to padding
         assert not torch.allclose(rm.encode_text(b), rm.encode_text(b2))
-        assert rm.encode_text(b).shape == (2, 1, 64)
+        assert rm.encode_text(b).shape == (2, 1, 48)
         # location: released zeroes non-person detections (det 1 has cat id 3), paper keeps every valid one
         b3 = make_batch()
         b3["detections"]["cat_emb"][:, 1] += 3.0
@@ -315,7 +319,24 @@ def test_variants_differ_where_documented(tiny_models):
         s = rm.streams(b)
         outs, _ = rm.fusion({k: s[k] for k in ("vt", "rt", "ls")})
         torch.testing.assert_close(rm(b), outs["vt"].mean(1) + outs["rt"].mean(1) + s["ls_pre"].mean(1))
-        assert s["ls_pre"].shape == (2, 16, 64)
+        assert s["ls_pre"].shape == (2, 16, 48)
+
+
+def test_tiny_width_shows_the_scale_difference():
+    """At the tiny width (48) the released model with its own scale (48 ** -0.5) computes something else than the same
+    weights with the paper's alpha = 0.125; at width 64 with one head the two scales coincide and so would the
+    outputs (which is why the tiny configs do not use 64)."""
+    b = make_batch()
+
+    def out(opts):
+        torch.manual_seed(0)
+        m = build_from_config(load_config("refatomnet", "tiny+released", cfg_options=opts)).eval()
+        with torch.no_grad():
+            return m(b)["logits"]
+
+    assert not torch.allclose(out({}), out({"model.alpha": 0.125}))
+    at64 = {"model.width": 64, "model.blip2.qformer.hidden_size": 64}
+    torch.testing.assert_close(out(at64), out({**at64, "model.alpha": 0.125}))
 
 
 def test_released_overlay_equals_documented_cfg_options(tiny_models):
@@ -345,6 +366,8 @@ def test_gradients_reach_every_stream(tiny_models, variant):
     vis = m.visual
     assert vis.query_tokens.grad is not None and float(vis.query_tokens.grad.abs().sum()) > 0
     assert _grad_ok(vis.qformer) and _grad_ok(m.p_rt) and _grad_ok(m.rt_tokens) and _grad_ok(m.p_ls)
+    assert m.text_path == "qformer"  # Eq. 1: the Q-Former's text feed-forward layers train
+    assert all(_grad_ok(layer.intermediate) and _grad_ok(layer.output) for layer in vis.qformer.encoder.layer)
     assert _grad_ok(m.ls_tokens) and (isinstance(m.p_vt, torch.nn.Identity) or _grad_ok(m.p_vt))
     assert all(p.grad is None and not p.requires_grad for p in vis.vision_model.parameters())  # frozen ViT
     for k in ("vt", "rt", "ls"):
@@ -377,7 +400,7 @@ def test_ablations_switch_exactly_one_thing():
         assert torch.equal(st["vt"]["fused_agents"], st["vt"]["a"])
         assert "detections" not in wo_lsas.needs and wo_lsas.fusion.streams == ("vt", "rt")
         b_nodet = {k: v for k, v in b.items() if k != "detections"}
-        assert wo_lsas(b_nodet).shape == (2, 64)
+        assert wo_lsas(b_nodet).shape == (2, 48)
         alsaf = ravar_bench.build_method("refatomnet_wo_alsaf").method.eval()
         s = alsaf.streams(b)
         torch.testing.assert_close(alsaf(b), (s["vt"] + s["rt"] + s["ls"]).mean(1))
@@ -457,7 +480,9 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
     from transformers import Blip2Config, Blip2Model
 
     torch.manual_seed(0)
-    cfg = Blip2Config(vision_config=TINY_V, qformer_config=dict(TINY_Q, encoder_hidden_size=32), num_query_tokens=8,
+    # the tiny refatomnet's Q-Former (width 48) with its text layers (Eq. 1), as a BLIP-2 checkpoint holds them
+    q48 = dict(TINY_Q, hidden_size=48, intermediate_size=96, use_qformer_text_input=True)
+    cfg = Blip2Config(vision_config=TINY_V, qformer_config=dict(q48, encoder_hidden_size=32), num_query_tokens=8,
                       text_config=dict(model_type="opt", hidden_size=16, num_hidden_layers=1, ffn_dim=32,
                                        num_attention_heads=2, vocab_size=64, max_position_embeddings=32,
                                        word_embed_proj_dim=16))
@@ -477,7 +502,7 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     # a plain state-dict file works too
     torch.save(model.method.visual.state_dict(), tmp_path / "enc.pt")
-    enc = Blip2VideoEncoder(TINY_V, TINY_Q, num_query_tokens=8, pretrained=str(tmp_path / "enc.pt")).eval()
+    enc = Blip2VideoEncoder(TINY_V, q48, num_query_tokens=8, pretrained=str(tmp_path / "enc.pt")).eval()
     with torch.no_grad():
         torch.testing.assert_close(enc(px.unsqueeze(1))[:, 0], want, rtol=0, atol=0)
     with pytest.raises(FileNotFoundError, match="hub id"):
@@ -487,46 +512,348 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ full sizes
-def test_full_parameter_counts():
-    """Trainable parameters of the full config (meta device) beside the paper's 214M (Sec. 5.1).
+# Parameter counts of the full configs' parts, computed by hand from the paper's sizes (C = 768, N = 32 tokens,
+# 4 agents, FFN ratio 4, BERT-base Q-Former) and written here as numbers, so a changed layer shows up:
+AGENT_BLOCK = 7_084_932  # Eq. 4 W_Q,W_K,W_V,W_A: 4*(768*768+768) = 2_362_368; P_A 32->4: 132;
+#                          Eq. 6 FFN 768->3072->768: 2_362_368 + 2_360_064 = 4_722_432
+QFORMER_TEXT_FFN = 56_687_616  # 12 layers x (768->3072: 2_362_368 + 3072->768: 2_360_064 + LayerNorm 1_536)
+MBT_LAYER = 7_087_872  # pre-norm encoder layer: qkv 3*768*768+3*768 = 1_771_776, out 590_592, FFN 4_722_432, 2 LN 3_072
+MCOMET = 25_990_656  # 4 fusion tokens 3_072, collect LN 1_536 + MHA 2_362_368, 3 x (LN 1_536 + MHA 2_362_368
+#                      + LN 1_536 + FFN 4_722_432), higher-order Linear 4*768->768: 2_360_064
+P_LS, LS_TOKENS = 593_664, 3_232  # Linear(768+4 -> 768), Linear(100 -> 32)
+HEAD_CONCAT_EXTRA = 1_572_864  # the head's two first Linears see 3C instead of C: 2 x 1536 x 512
 
-    Published references (cited): RefAtomNet 214M trainable (paper Sec. 5.1); BLIP-2's Q-Former 188M parameters
-    (Li et al., ICML'23, Sec. 3.1: "Q-Former ... contains 188M parameters"); EVA ViT-g/14 about 1.0B (BLIP-2 Sec. 3.3
-    / EVA-CLIP: 1.0B, BLIP-2 drops its last layer).
-    Our Q-Former has no text embeddings / text feed-forward layers (the text comes from the frozen text encoder), so
-    the 188M check adds exactly those parts, built from the same config on the meta device.
-    """
-    from transformers import Blip2QFormerConfig, Blip2QFormerModel
+
+def test_full_parameter_counts():
+    """The full configs (meta device) against hand-computed part sizes and the published totals.
+
+    Published: RefAtomNet 214M trainable (paper Sec. 5.1); BLIP-2's Q-Former 188M (Li et al., ICML'23, Sec. 3.1,
+    word embeddings and queries included); EVA ViT-g/14 about 1.0B (BLIP-2 uses it without its last layer).
+    Eq. 1's text path trains the Q-Former's text layers; the Q-Former's own word / position embeddings are not built
+    (the text arrives from the frozen V_RT), so the Q-Former check adds transformers' Blip2TextEmbeddings, built on
+    its own from the default config."""
+    from transformers import Blip2QFormerConfig
+    from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 
     model = ravar_bench.build_method("refatomnet", "full", device="meta")
     m = model.method
     trainable = count_params(model, trainable_only=True)
+    with torch.device("meta"):
+        embeddings = count_params(Blip2TextEmbeddings(Blip2QFormerConfig()))
     vit = count_params(m.visual.vision_model)
     qformer = count_params(m.visual.qformer) + m.visual.query_tokens.numel()
-    fusion = count_params(m.fusion)
-    with torch.device("meta"):
-        qt = Blip2QFormerModel(Blip2QFormerConfig(use_qformer_text_input=True))
-    qcfg = qt.config
-    text_parts = count_params(qt) - count_params(m.visual.qformer) \
-        + (qcfg.vocab_size + qcfg.max_position_embeddings) * qcfg.hidden_size + 2 * qcfg.hidden_size  # BERT embeddings
     print(f"\nRefAtomNet full: trainable {trainable / 1e6:.1f}M (paper 214M); frozen ViT-g {vit / 1e6:.1f}M; "
-          f"Q-Former+queries {qformer / 1e6:.1f}M; agent fusion {fusion / 1e6:.1f}M; "
-          f"+ Q-Former text parts {text_parts / 1e6:.1f}M -> {(trainable + text_parts) / 1e6:.1f}M")
+          f"Q-Former+queries {qformer / 1e6:.1f}M (+ its word embeddings {embeddings / 1e6:.1f}M: "
+          f"{(qformer + embeddings) / 1e6:.1f}M, paper 188M)")
+    assert count_params(m.fusion) == 3 * AGENT_BLOCK
+    assert sum(count_params(la.intermediate) + count_params(la.output) for la in m.visual.qformer.encoder.layer) \
+        == QFORMER_TEXT_FFN
     assert abs(vit - 1.0e9) / 1.0e9 < 0.05
-    assert abs(qformer + text_parts - 188e6) / 188e6 < 0.05
-    assert abs(trainable + text_parts - 214e6) / 214e6 < 0.05  # the documented explanation of the gap
-    assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    for name in ALL[1:]:
-        mdl = ravar_bench.build_method(name, "full", device="meta")
-        n = count_params(mdl, trainable_only=True)
+    assert abs(qformer + embeddings - 188e6) / 188e6 < 0.03
+    assert abs(trainable + embeddings - 214e6) / 214e6 < 0.03  # the remaining gap: the Q-Former's word embeddings
+    assert abs(trainable - 214e6) / 214e6 < 0.15
+    proj = ravar_bench.build_method("refatomnet", "full", cfg_options={"model.text_path": "projection"}, device="meta")
+    assert trainable - count_params(proj, trainable_only=True) == QFORMER_TEXT_FFN  # P_RT is 768x768 in both
+    # every variant differs from RefAtomNet by exactly its row's change
+    fusion = 3 * AGENT_BLOCK
+    expected = {"refatomnet_wo_caaf": 0, "refatomnet_wo_catf": 0,
+                "refatomnet_wo_lsas": -(AGENT_BLOCK + P_LS + LS_TOKENS), "refatomnet_wo_alsaf": -fusion,
+                "fusion_add": -fusion, "fusion_mul": -fusion, "fusion_concat": -fusion + HEAD_CONCAT_EXTRA,
+                "fusion_attention_bottleneck": -fusion + 3 * 4 * MBT_LAYER + 4 * 768, "fusion_mcomet": -fusion + MCOMET}
+    for name, diff in expected.items():
+        n = count_params(ravar_bench.build_method(name, "full", device="meta"), trainable_only=True)
         print(f"{name} full: trainable {n / 1e6:.1f}M")
-        assert n > 1e6
+        assert n - trainable == diff, name
+    xclip = ravar_bench.build_method("refatomnet_xclip", "full", device="meta").method
+    assert count_params(xclip.fusion) == fusion
 
 
 def test_released_full_config_builds_on_meta():
-    from baselines.refatomnet import released_config
+    from ravar_bench.baselines.refatomnet import released_config
 
     model = build_from_config(released_config("full"), device="meta")
     blk = model.method.fusion.blocks["vt"]
     assert blk.alpha == pytest.approx(768 ** -0.5) and model.method.num_tokens == 32
     assert isinstance(model.method.p_vt, torch.nn.Identity)  # no width projection at 768
+
+
+# ------------------------------------------------------------------------------------------------ hand-sized models
+# Eq. 1, Eq. 3 and the fusion alternatives on models small enough to check every number: width 4, 2 frames of
+# 16 px, 2 queries, a 2-layer Q-Former (cross-attention in layer 0 only), 3 text tokens of width 3, 2 detections.
+HAND_BLIP2 = dict(vision=dict(hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1,
+                              patch_size=16, image_size=16, initializer_range=0.2),
+                  qformer=dict(hidden_size=4, intermediate_size=8, num_hidden_layers=2, num_attention_heads=2,
+                               cross_attention_frequency=2),
+                  num_query_tokens=2)
+
+
+def hand_model(name="refatomnet", **kw):
+    torch.manual_seed(0)
+    args = dict(num_frames=2, img_size=16, num_dets=2, text_dim=3, max_text_len=3, blip2=HAND_BLIP2, width=4)
+    return method_info(name).cls(**{**args, **kw}).double().eval()
+
+
+def hand_batch():
+    g = torch.Generator().manual_seed(3)
+    return dict(video=torch.randn(1, 2, 3, 16, 16, generator=g, dtype=torch.float64),
+                text_tokens=torch.tensor([[[1.0, -2.0, 0.5], [0.0, 1.0, 3.0], [9.0, 9.0, 9.0]]], dtype=torch.float64),
+                text_mask=torch.tensor([[True, True, False]]),
+                detections=dict(boxes=torch.tensor([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.9, 0.9]]], dtype=torch.float64),
+                                cat_emb=torch.tensor([[[1.0, 2.0, 0.0], [0.0, -1.0, 4.0]]], dtype=torch.float64),
+                                mask=torch.tensor([[True, True]]), cat_ids=torch.tensor([[1, 3]])))
+
+
+def np_ln(x, ln):
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + ln.eps) * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+
+
+def np_gelu(x):
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def np_bert_attention(att, hq, hkv, key_valid):
+    """One Blip2QFormerAttention (BERT post-norm): heads, key mask, output dense + residual + LayerNorm."""
+    a = att.attention
+    d = a.attention_head_size
+    Q, K, V = np_lin(hq, a.query), np_lin(hkv, a.key), np_lin(hkv, a.value)
+    heads = []
+    for h in range(a.num_attention_heads):
+        sl = slice(h * d, (h + 1) * d)
+        sc = Q[:, sl] @ K[:, sl].T / math.sqrt(d)
+        sc[:, ~key_valid] = -np.inf
+        heads.append(np_softmax(sc, 1) @ V[:, sl])
+    return np_ln(np_lin(np.concatenate(heads, 1), att.output.dense) + hq, att.output.LayerNorm)
+
+
+def np_bert_ffn(x, inter, out):
+    return np_ln(np_lin(np_gelu(np_lin(x, inter.dense)), out.dense) + x, out.LayerNorm)
+
+
+def np_qformer(qf, queries, text, text_valid, img=None):
+    """Blip2QFormerModel written out: queries and text share each layer's self-attention; only the queries
+    cross-attend to the image; queries and text have their own feed-forward layers. No queries = text-only mode."""
+    nq = len(queries)
+    x = np_ln(np.concatenate([queries, text]), qf.layernorm)
+    valid = np.concatenate([np.ones(nq, bool), text_valid])
+    for layer in qf.encoder.layer:
+        a = np_bert_attention(layer.attention, x, x, valid)
+        q = a[:nq]
+        if nq and layer.has_cross_attention:
+            q = np_bert_attention(layer.crossattention, q, img, np.ones(len(img), bool))
+        parts = [np_bert_ffn(q, layer.intermediate_query, layer.output_query)] if nq else []
+        x = np.concatenate(parts + [np_bert_ffn(a[nq:], layer.intermediate, layer.output)])
+    return x[:nq], x[nq:]
+
+
+def test_eq1_paper_text_through_the_qformer_matches_numpy():
+    m = hand_model()
+    assert m.text_path == "qformer" and m.visual.text_input
+    b = hand_batch()
+    with torch.no_grad():
+        vis, txt = m.eq1_joint(b)
+        img = m.visual.encode_frames(b["video"][0]).numpy()  # the frozen ViT (V_VT), per frame
+    tok, valid = b["text_tokens"][0].numpy(), b["text_mask"][0].numpy()
+    t_in = np_lin(tok, m.p_rt)  # P_RT
+    queries = m.visual.query_tokens[0].detach().numpy()
+    per_frame = [np_qformer(m.visual.qformer, queries, t_in, valid, img[t]) for t in range(2)]
+    want_q = np.mean([p[0] for p in per_frame], 0)
+    want_t = np.mean([p[1] for p in per_frame], 0) * valid[:, None]  # padding contributes nothing
+    np.testing.assert_allclose(vis[0].numpy(), want_q, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(txt[0].numpy(), want_t, rtol=1e-9, atol=1e-12)
+    assert np.all(txt[0, 2].numpy() == 0)
+    # the text sees the video through the shared self-attention: another clip, other text tokens
+    b2 = hand_batch()
+    b2["video"] = torch.randn(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    assert not torch.allclose(m.eq1_joint(b2)[1][:, :2], txt[:, :2])
+    # the streams of the model use exactly these
+    s = m.streams(b)
+    torch.testing.assert_close(s["rt"], m.rt_tokens(txt))
+    torch.testing.assert_close(s["vt"], m.vt_tokens(m.p_vt(vis)))
+
+
+def test_eq1_released_text_only_and_projection_options():
+    b = hand_batch()
+    tok, valid = b["text_tokens"][0].numpy(), b["text_mask"][0].numpy()
+    r = hand_model(variant="released")
+    with torch.no_grad():
+        got = r.encode_text(b)
+    _, t = np_qformer(r.visual.qformer, np.zeros((0, 4)), np_lin(tok, r.p_rt), valid)  # text-only mode
+    np.testing.assert_allclose(got[0].numpy(), t.mean(0, keepdims=True), rtol=1e-9)  # mean incl. padding
+    p = hand_model(text_path="projection")
+    assert not p.visual.text_input  # the Q-Former has no text layers in this option
+    with torch.no_grad():
+        got = p.streams(b)
+    want = np_lin(tok, p.p_rt) * valid[:, None]
+    np.testing.assert_allclose(got["rt"][0].numpy(), np_lin(want.T, p.rt_tokens.lin).T, rtol=1e-9)
+    b2 = hand_batch()
+    b2["video"] = torch.randn(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    torch.testing.assert_close(p.streams(b2)["rt"], got["rt"])  # the text never meets the video here
+    with pytest.raises(ValueError, match="text_path"):
+        hand_model(text_path="bert")
+
+
+def test_eq3_location_tokens_by_hand():
+    m = hand_model()
+    with torch.no_grad():
+        m.p_ls.weight.copy_(torch.tensor([[1., 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0],
+                                          [0, 0, 0, 0, 0, 1, -1]], dtype=torch.float64))
+        m.p_ls.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+        b = hand_batch()
+        # token = W [cat_emb ; x1 y1 x2 y2] + bias, worked out by hand
+        want = torch.tensor([[[1.0, 3.0, 0.3, -0.1], [0.0, 0.0, 1.0, 0.0]]], dtype=torch.float64)
+        torch.testing.assert_close(m.eq3_location_tokens(b), want)
+        b["detections"]["mask"] = torch.tensor([[True, False]])  # an invalid detection is multiplied by 0
+        torch.testing.assert_close(m.eq3_location_tokens(b), want * torch.tensor([1.0, 0.0]).view(1, 2, 1).double())
+        r = hand_model(variant="released")
+        r.p_ls.load_state_dict(m.p_ls.state_dict())
+        b = hand_batch()  # released: the non-person detection (COCO id 3) is zeroed as well
+        torch.testing.assert_close(r.eq3_location_tokens(b), want * torch.tensor([1.0, 0.0]).view(1, 2, 1).double())
+
+
+def test_hog_detections_give_the_location_stream_boxes_only():
+    """With OpenCV's HOG detector every detection is a "person" (ravar_bench/realdata/detect.py), so every
+    category embedding is the same vector: Eq. 3's category part adds one constant to every token and carries
+    nothing; the tokens differ only through the boxes, and the released person filter removes nothing."""
+    from ravar_bench.engine.text_cache import TextFeatureCache
+
+    cache = TextFeatureCache(dict(type="minilm", dim=384, max_len=32))
+    batch = cache.add_to_batch({"detections": {"cat_names": [["person"] * 3, ["person"] * 3]}}, {"detections"})
+    emb = batch["detections"]["cat_emb"]
+    assert emb.shape == (2, 3, 384) and torch.equal(emb, emb[:1, :1].expand_as(emb))
+    m = hand_model()
+    b = hand_batch()
+    b["detections"]["cat_emb"][:] = torch.tensor([0.3, -0.7, 1.1], dtype=torch.float64)  # one "person" vector
+    b["detections"]["cat_ids"][:] = 1
+    with torch.no_grad():
+        tok = m.eq3_location_tokens(b)[0]
+        w_box = m.p_ls.weight[:, 3:]
+        torch.testing.assert_close(tok[1] - tok[0], w_box @ (b["detections"]["boxes"][0, 1] - b["detections"]["boxes"][0, 0]))
+        b2 = hand_batch()
+        b2["detections"]["cat_emb"][:] = torch.tensor([5.0, 0.0, -2.0], dtype=torch.float64)  # another constant
+        shift = m.eq3_location_tokens(b2)[0] - tok
+        torch.testing.assert_close(shift, shift[:1].expand_as(shift))  # the same shift for every detection
+        r = hand_model(variant="released")
+        b["detections"]["cat_ids"][:] = 1
+        assert (r.eq3_location_tokens(b).abs().sum(-1) > 0).all()  # no detection removed by the person filter
+
+
+# ------------------------------------------------------------------------------------------------ fusion rows
+HAND_STREAMS = {"vt": [[[1.0, 2.0], [3.0, 4.0]]], "rt": [[[0.0, 1.0], [1.0, 0.0]]], "ls": [[[2.0, 2.0], [0.0, 0.0]]]}
+
+
+@pytest.mark.parametrize("name,want", [
+    ("fusion_add", [3.5, 4.5]),  # (1+0+2, 2+1+2) and (3+1+0, 4+0+0) -> mean over the 2 tokens
+    ("refatomnet_wo_alsaf", [3.5, 4.5]),
+    ("fusion_mul", [0.0, 2.0]),  # (1*0*2, 2*1*2) and (3*1*0, 4*0*0)
+    ("fusion_concat", [2.0, 3.0, 0.5, 0.5, 1.0, 1.0]),  # [vt | rt | ls] averaged over tokens
+])
+def test_simple_fusions_by_hand(name, want):
+    m = hand_model(name)
+    s = {k: torch.tensor(v, dtype=torch.float64) for k, v in HAND_STREAMS.items()}
+    torch.testing.assert_close(m.fuse(s), torch.tensor([want], dtype=torch.float64))
+    assert m.feat_dim == (12 if name == "fusion_concat" else 4)
+
+
+def np_mha(mha, q, kv):
+    """nn.MultiheadAttention (1 head) written out."""
+    w, bias = mha.in_proj_weight.detach().numpy(), mha.in_proj_bias.detach().numpy()
+    c = q.shape[-1]
+    Q, K, V = q @ w[:c].T + bias[:c], kv @ w[c:2 * c].T + bias[c:2 * c], kv @ w[2 * c:].T + bias[2 * c:]
+    return np_lin(np_softmax(Q @ K.T / math.sqrt(c), 1) @ V, mha.out_proj)
+
+
+def np_encoder_layer(layer, x):
+    """nn.TransformerEncoderLayer(norm_first=True, activation=gelu), 1 head."""
+    x = x + np_mha(layer.self_attn, np_ln(x, layer.norm1), np_ln(x, layer.norm1))
+    return x + np_lin(np_gelu(np_lin(np_ln(x, layer.norm2), layer.linear1)), layer.linear2)
+
+
+def hand_tokens(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(1, 2, 4, generator=g, dtype=torch.float64) for k in ("vt", "rt", "ls")}
+
+
+def test_attention_bottleneck_matches_numpy():
+    m = hand_model("fusion_attention_bottleneck", num_bottlenecks=2, fusion_layers=2, num_heads=1, mlp_ratio=2.0)
+    s = hand_tokens()
+    with torch.no_grad():
+        got = m.fuse(s)
+    toks = {k: v[0].numpy() for k, v in s.items()}
+    z = m.bottleneck[0].detach().numpy()
+    for layer in m.layers:  # MBT: each stream over [its tokens ; z], then z = mean of the streams' z
+        zs = []
+        for k in ("vt", "rt", "ls"):
+            y = np_encoder_layer(layer[k], np.concatenate([toks[k], z]))
+            toks[k], zk = y[:2], y[2:]
+            zs.append(zk)
+        z = np.mean(zs, 0)
+    want = np.mean([toks[k].mean(0) for k in ("vt", "rt", "ls")] + [z.mean(0)], 0)  # + the final bottleneck
+    np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-9, atol=1e-12)
+
+
+def test_attention_bottleneck_streams_meet_only_in_the_bottleneck():
+    m = hand_model("fusion_attention_bottleneck", num_bottlenecks=2, fusion_layers=2, num_heads=1, mlp_ratio=2.0)
+    s = hand_tokens()
+    s2 = dict(s, vt=hand_tokens(5)["vt"])  # another video stream
+    with torch.no_grad():
+        base, zs = m.mbt(s)
+        moved, zs2 = m.mbt(s2)
+        assert not torch.allclose(moved["rt"], base["rt"]) and not torch.allclose(moved["ls"], base["ls"])
+        assert not torch.allclose(zs2[0], zs[0])
+        # the same change with the bottleneck held at its old values: the other streams do not move at all
+        held, _ = m.mbt(s2, bottleneck_override=zs)
+        assert torch.equal(held["rt"], base["rt"]) and torch.equal(held["ls"], base["ls"])
+        assert not torch.allclose(held["vt"], base["vt"])
+        assert not torch.allclose(m.fuse(s2), m.fuse(s))
+    with pytest.raises(ValueError, match="at least 2 fusion layers"):
+        hand_model("fusion_attention_bottleneck", fusion_layers=1)
+    cfg = load_config("fusion_attention_bottleneck", "full")
+    assert cfg.model.fusion_layers == 4 and load_config("fusion_attention_bottleneck", "tiny").model.fusion_layers >= 2
+
+
+def test_mcomet_matches_numpy():
+    m = hand_model("fusion_mcomet", num_fusion_tokens=2, num_heads=1, mlp_ratio=2.0)
+    s = hand_tokens(1)
+    with torch.no_grad():
+        got = m.fuse(s)
+    toks = {k: v[0].numpy() for k, v in s.items()}
+    allt = np_ln(np.concatenate([toks[k] for k in ("vt", "rt", "ls")]), m.collect_norm)
+    f = m.fusion_tokens[0].detach().numpy()
+    f = f + np_mha(m.collect, f, allt)  # (i) collection
+    pooled = []
+    for k in ("vt", "rt", "ls"):  # (ii) propagation
+        x = toks[k] + np_mha(m.propagate[k], np_ln(toks[k], m.prop_norm[k]), f)
+        ffn = m.ffn[k]
+        x = x + np_lin(np_gelu(np_lin(np_ln(x, ffn[0]), ffn[1])), ffn[3])
+        pooled.append(x.mean(0))
+    v, t, l_ = pooled
+    orders = np.concatenate([v * t, v * l_, t * l_, v * t * l_])  # (iii) pairs and the triplet
+    want = np.mean(pooled, 0) + np_lin(orders, m.higher)
+    np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-9, atol=1e-12)
+
+
+def test_projection_overlay_switches_only_the_text_path():
+    cfg = load_config("refatomnet", "tiny+projection")
+    base = load_config("refatomnet", "tiny")
+    assert cfg.model.text_path == "projection" and base.model.text_path == "qformer"
+    assert {k: v for k, v in cfg.model.items() if k != "text_path"} == \
+        {k: v for k, v in base.model.items() if k != "text_path"}
+    m = build_from_config(cfg).method
+    assert m.text_path == "projection" and not m.visual.text_input
+
+
+def test_leaderboard_says_which_text_path_ran():
+    import pandas as pd
+
+    from ravar_bench.leaderboard import text_path_note
+
+    df = pd.DataFrame({"method": ["refatomnet", "fusion_add", "refatomnet_xclip", "x3d"],
+                       "text_path": ["qformer", "projection", "xclip", ""]})
+    note = text_path_note(df)
+    assert "the trained Q-Former's text side (Eq. 1) [qformer]: refatomnet" in note
+    assert "P_RT only [projection]: fusion_add" in note and "[xclip]: refatomnet_xclip" in note
+    assert "x3d" not in note
+    assert text_path_note(df.drop(columns="text_path")) == ""  # results from before the option: nothing claimed

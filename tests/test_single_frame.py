@@ -74,7 +74,7 @@ def test_builds_and_trains(models, name):
     assert has_grad(model.head)
     m = model.method
     if name == "su_vos":
-        assert model.needs == {"video", "text_tokens"}
+        assert model.method.needs == {"video", "text_tokens"}
         for part in (m.backbone, m.convert, m.text_resizer, m.mutan, m.layers[0].filter, m.layers[-1].time):
             assert has_grad(part)
     else:
@@ -93,7 +93,8 @@ def test_wrong_input_size_is_a_clear_error(models):
     for name in ("clip_sam", "clip_detr", "clip_refclip"):
         with pytest.raises(ValueError, match="keyframe"):
             models[name](batch)
-    with pytest.raises(ValueError, match="num_frames"):
+    # the clip has the right length (8) and the wrong size: the error names data.img_size only
+    with pytest.raises(ValueError, match=r"has shape \(\d+, 8, 3, 48, 48\).*; set data\.img_size in"):
         models["su_vos"](batch)
 
 
@@ -158,7 +159,7 @@ def test_clip_detr_runs_frozen_detr_without_cache():
     # random DETR weights rarely rank "person" first, so every class counts here (person_only=False)
     model = build_method("clip_detr", "tiny", cfg_options={"model.detector": "detr", "model.score_threshold": 0.0,
                                                            "model.person_only": False})
-    assert "detections" not in model.needs  # the data pipeline skips the cache
+    assert "detections" not in model.method.needs  # the method reads no cache (the shared head's candidates may)
     batch = make_batch(seed=4)
     del batch["detections"]
     out, losses = train_step(model, batch)
@@ -202,7 +203,7 @@ def test_region_helpers():
 
 # ---------------------------------------------------------------- RefCLIP and SAW pieces
 def test_refclip_contrastive_prefers_matching_pairs():
-    from baselines.clip_refclip import refclip_contrastive
+    from ravar_bench.baselines.clip_refclip import refclip_contrastive
 
     txt = torch.eye(4, 8) * 5
     vis = torch.randn(4, 6, 8) * 0.1
@@ -225,7 +226,7 @@ def test_refclip_aux_loss_backpropagates(models):
 
 
 def test_saw_circle_padding_matches_release():
-    from baselines.su_vos import circle_pad_time
+    from ravar_bench.baselines.su_vos import circle_pad_time
 
     def release_index(t, pad):  # SAW's circle_padding (models/module/RefTransformer.py), index part only
         index = list(range(0, t)) + list(range(t - 2, 0, -1))

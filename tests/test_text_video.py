@@ -18,6 +18,7 @@ from ravar_bench.config import build_method, count_params
 from ravar_bench.encoders.text_video import as_question, kmedoids
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, method_info
+from ravar_bench.testing import fake_detections
 
 torch.set_num_threads(2)
 
@@ -59,6 +60,7 @@ def make_batch(b: int = 2, t: int = 8, size: int = 64, seed: int = 0, texts=None
         "text": list(texts) if texts is not None else [REFS[i % 2] for i in range(b)],
         "labels": (torch.rand(b, 80, generator=g) > 0.9).float(),
         "box": torch.rand(b, 4, generator=g).sort(dim=1).values,
+        "detections": fake_detections(b, seed=seed),  # the shared head's candidate boxes
     }
 
 
@@ -145,9 +147,12 @@ def test_overlong_reference_is_truncated_not_a_crash(variant, caplog):
 @pytest.mark.parametrize("variant", [("clip4clip", {}), ("singularity", {}), ("blipv2", {})], ids=_id)
 def test_wrong_clip_shape_is_a_clear_error(variant):
     model = tiny(*variant).eval()
-    with pytest.raises(ValueError, match="data.num_frames"), torch.no_grad():
+    # each error names the shape it got and the one field that differs (not both, so neither match accepts the other)
+    with pytest.raises(ValueError, match=r"has shape \(2, 4, 3, 64, 64\).*\(B, 8, 3, 64, 64\); set data.num_frames in"
+                       ), torch.no_grad():
         model(make_batch(t=4))
-    with pytest.raises(ValueError, match="data.img_size"), torch.no_grad():
+    with pytest.raises(ValueError, match=r"has shape \(2, 8, 3, 32, 32\).*\(B, 8, 3, 64, 64\); set data.img_size in"
+                       ), torch.no_grad():
         model(make_batch(size=32))
 
 
@@ -165,8 +170,23 @@ def test_clip_methods_read_fewer_words_than_the_text_tower_has_positions(name):
     """The full configs tokenise 32 words for CLIP's 77-position text tower (CLIP4Clip's max_words=32 slices the
     positional embeddings); a tiny tower with 77 positions checks that path on CPU."""
     model = build_tiny(name, **{"model.clip.text.context_length": 77, "model.context_length": 32}).eval()
+    pos = model.method.clip.positional_embedding
+    assert pos.shape[0] == 77
+    filler = " ".join(["person"] * 40)  # one BPE token per word: the sentences below pass 32 tokens
+    same_video = lambda texts: make_batch(texts=texts)  # noqa: E731 - seed 0: one video for every call
     with torch.no_grad():
-        assert torch.isfinite(model(make_batch())["logits"]).all()
+        late_a = model.method(same_video([filler + " in red"] * 2))
+        late_b = model.method(same_video([filler + " in blue"] * 2))
+        early_a = model.method(same_video(["a man in red " + filler] * 2))
+        early_b = model.method(same_video(["a man in blue " + filler] * 2))
+    assert torch.isfinite(late_a).all()
+    assert torch.equal(late_a, late_b)  # words after the 32nd token are not read
+    assert not torch.allclose(early_a, early_b)  # words inside the first 32 are
+    # only the first 32 of the tower's 77 positions are used: no gradient reaches positions 32..76
+    model.train()
+    model.zero_grad(set_to_none=True)
+    model.method(same_video(["a man in red " + filler] * 2)).sum().backward()
+    assert pos.grad is not None and pos.grad[:32].abs().sum() > 0 and pos.grad[32:].abs().sum() == 0
     with pytest.raises(ValueError, match="context_length"):
         build_tiny(name, **{"model.context_length": 40})  # the tiny tower has 32 positions
 
@@ -220,7 +240,7 @@ def test_mevtr_kmedoids_finds_the_events():
 
 def test_xclip_aosm_blocks_sum_to_the_multi_grained_logits():
     """With identity AOSM weights the video-sentence block sums to cos(s, v), and every block to its logit."""
-    from baselines.xclip import MultiGrainedAOSM
+    from ravar_bench.baselines.xclip import MultiGrainedAOSM
 
     g = torch.Generator().manual_seed(0)
     n = torch.nn.functional.normalize

@@ -2,4 +2,5 @@
 _base_ = ["./runtime.py", "./data_tiny.py", "./text_minilm.py"]
 # a higher learning rate than the paper's 1e-4: tiny models start from random weights and see ~10 epochs
 train = dict(epochs=10, batch_size=16, lr=2e-3)
-head = dict(cls_hidden=(128,), box_hidden=(64,), dropout=0.1)
+# box_mode="candidates": the box is chosen among the key frame's person detections (ravar_bench/head.py)
+head = dict(cls_hidden=(128,), box_hidden=(64,), dropout=0.1, box_mode="candidates")

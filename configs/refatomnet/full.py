@@ -5,6 +5,9 @@ _base_ = ["../_base_/full.py"]
 model = dict(
     type="refatomnet",
     variant="paper",
+    # Eq. 1: the frozen BERT's tokens -> P_RT -> the trainable Q-Former's text side (shares self-attention with the
+    # queries). "projection": P_RT only (the frozen text features every method gets; the README's comparison).
+    text_path="qformer",
     width=768,
     num_agents=4,
     num_heads=1,

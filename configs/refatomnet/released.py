@@ -1,6 +1,6 @@
 # The released code's choices (shared/reference/refatomnet-released-code.md), an OVERLAY merged over
-# configs/refatomnet/tiny.py or full.py by baselines.refatomnet.released_config(config_set):
-#   build_from_config(released_config("full"), device="meta")
+# configs/refatomnet/tiny.py or full.py by load_config("refatomnet", "full+released") (or released_config("full")):
+#   build_from_config(load_config("refatomnet", "full+released"), device="meta")
 # On the command line: tools/run_bench.py --methods refatomnet --config-set tiny+released (or full+released), or
 # the same as overrides (tests/test_refatomnet.py checks that the two agree):
 #   tools/run_bench.py --methods refatomnet --cfg-options model.variant=released model.alpha=None

@@ -1,15 +1,15 @@
-# RefAtomNet (XCLIP) at tiny width (see full.py).
+# RefAtomNet (XCLIP) at tiny width (see full.py); the agent fusion as configs/refatomnet/tiny.py (referenced).
 _base_ = ["../refatomnet/tiny.py"]
 model = dict(
     _delete_=True,
     type="refatomnet_xclip",
-    variant="paper",
-    width=64,
-    num_tokens=8,
-    num_agents=4,
-    num_heads=1,
-    alpha=0.125,
-    mlp_ratio=2.0,
+    variant={{_base_.model.variant}},
+    width={{_base_.model.width}},
+    num_tokens=8,  # the tiny Q-Former's query count
+    num_agents={{_base_.model.num_agents}},
+    num_heads={{_base_.model.num_heads}},
+    alpha={{_base_.model.alpha}},
+    mlp_ratio={{_base_.model.mlp_ratio}},
     context_length=32,
     xclip=dict(
         projection_dim=64, prompt_layers=1, prompt_num_attention_heads=2,

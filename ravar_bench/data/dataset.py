@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
 
+from ..errors import DataError
 from .ava import NUM_CLASSES
 from .coco import COCO_ID
+from .detections import MAKER_TOOL, detections_path
 from .frames import FrameLayout, normalise, read_frame, resize_uint8, sample_indices
 from .refava import Instance
 
@@ -22,18 +25,55 @@ def normalise_batch(batch: dict, mean, std) -> dict:
     return batch
 
 
+class FrameMissing(DataError, FileNotFoundError):
+    pass
+
+
+class FrameUnreadable(DataError, RuntimeError):
+    pass
+
+
+def jpeg_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a whole JPEG (missing, empty, no start or no end marker), or None.
+
+    Two small reads instead of a decode, so that every frame of a run can be checked before training
+    starts: a truncated file loses its end-of-image marker (some writers pad after it, hence the last
+    bytes are searched rather than only the final two). Damage inside a file that keeps both markers is
+    still met at decode time, and handled the same way there."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return "missing"
+    if size == 0:
+        return "zero bytes"
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(max(0, size - 64))
+        tail = f.read()
+    if head != b"\xff\xd8":
+        return "not a JPEG (no start-of-image marker)"
+    if b"\xff\xd9" not in tail:
+        return "truncated JPEG (no end-of-image marker)"
+    return None
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
 
     ``needs``: the batch keys the method asks for; the clip is decoded only when "video" is needed,
     the key frame only when "keyframe" is. Decoded, resized uint8 clips are kept in memory when
     ``data.cache_decoded`` (default on: the embedded data is small; switch off for the full release).
-    Missing frames are found up front: an error naming the path, or with ``skip_missing_frames`` a
-    counted skip listed in ``self.skipped``.
+    Missing, empty and truncated frames are found up front (:func:`jpeg_problem`): an error naming the
+    instance and the file, or with ``skip_missing_frames`` a counted skip listed in ``self.skipped``; a frame
+    that fails to decode later is the same error, or the same counted skip (reported in the batch's
+    ``_skipped``). Instances the detections cache lacks are an error naming the file and key, or with
+    ``skip_missing_detections`` read as "no detections" and listed in ``self.detections_missing``.
+    ``frame_status``: path -> problem, shared between the datasets of a run so each frame is checked once.
     """
 
     def __init__(self, instances: list[Instance], root: str | Path, data: dict, needs, detections: dict | None = None,
-                 skip_missing_frames: bool = False, cache: dict | None = None):
+                 skip_missing_frames: bool = False, cache: dict | None = None, skip_missing_detections: bool = False,
+                 frame_status: dict | None = None, split: str = "?"):
         self.root = Path(root)
         self.frames_dir = self.root / "frames"
         lay = {k: data[k] for k in ("pattern", "fps", "start_second", "index_offset", "window") if k in data}
@@ -50,7 +90,11 @@ class ClipDataset(torch.utils.data.Dataset):
         # decoded clips, shareable between datasets of one run (e.g. several methods on the same split)
         self._cache: dict = cache if cache is not None else {}
         self.skipped: list[tuple[str, str]] = []
+        self.skip_bad_frames = skip_missing_frames
+        self.split = split
+        self._status = frame_status if frame_status is not None else {}
         self.instances = self._check_frames(instances, skip_missing_frames)
+        self.detections_missing = self._check_detections(skip_missing_detections) if detections is not None else []
 
     def _frame_indices(self, inst: Instance) -> list[int]:
         return sample_indices(self.layout.key_index(inst.timestamp), self.T, self.stride, self.layout.window,
@@ -64,23 +108,47 @@ class ClipDataset(torch.utils.data.Dataset):
             idx.append(self.layout.key_index(inst.timestamp))
         return [self.layout.path(self.frames_dir, inst.video_id, i) for i in dict.fromkeys(idx)]
 
+    def _problem(self, path: Path) -> str | None:
+        key = str(path)
+        if key not in self._status:
+            self._status[key] = jpeg_problem(path)
+        return self._status[key]
+
     def _check_frames(self, instances, skip):
         ok, seen_clip = [], {}
         for inst in instances:
             ck = inst.clip_key
             if ck not in seen_clip:
-                seen_clip[ck] = next((p for p in self._paths_needed(inst) if not p.is_file()), None)
-            missing = seen_clip[ck]
-            if missing is None:
+                seen_clip[ck] = next(((p, why) for p in self._paths_needed(inst) if (why := self._problem(p))), None)
+            bad = seen_clip[ck]
+            if bad is None:
                 ok.append(inst)
-            elif skip:
-                self.skipped.append((inst.key, f"frame missing: {missing}"))
+                continue
+            path, why = bad
+            if skip:
+                self.skipped.append((inst.key, f"frame {why}: {path}"))
+            elif why == "missing":
+                raise FrameMissing(f"frame missing: {path} (instance {inst.key}, {self.split} split); prepare the "
+                                   f"frames with tools/prepare_refava.py, or pass --skip-missing-frames to count and skip")
             else:
-                raise FileNotFoundError(f"frame missing: {missing} (instance {inst.key}); prepare the frames with "
-                                        f"tools/prepare_refava.py, or pass --skip-missing-frames to count and skip")
+                raise FrameUnreadable(f"frame unreadable ({why}): {path} (instance {inst.key}, {self.split} split); "
+                                      f"re-extract it with tools/prepare_refava.py, or pass --skip-missing-frames to "
+                                      f"count and skip")
         if self.skipped:
-            log.warning("skipped %d instances with missing frames (first: %s)", len(self.skipped), self.skipped[0][1])
+            log.warning("%s: skipped %d instances with missing or unreadable frames (first: %s)", self.split,
+                        len(self.skipped), self.skipped[0][1])
         return ok
+
+    def _check_detections(self, skip) -> list[str]:
+        absent = [i.key for i in self.instances if i.key not in self.detections and i.clip_key not in self.detections]
+        if absent and not skip:
+            raise DataError(f"{detections_path(self.root, self.split)}: key {absent[0]!r} is missing ({len(absent)} "
+                            f"instance(s) of the {self.split} split in all); re-make the cache with python {MAKER_TOOL}, "
+                            f"or pass --skip-invalid to read them as 'no detections' (counted)")
+        if absent:
+            log.warning("%s: %d instances have no detections-cache entry, read as no detections (first: %s)",
+                        self.split, len(absent), absent[0])
+        return absent
 
     def __len__(self):
         return len(self.instances)
@@ -123,6 +191,18 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         inst = self.instances[i]
+        try:
+            return self._item(inst)
+        except (FileNotFoundError, RuntimeError) as e:
+            why = str(e)
+            if not why.startswith("frame "):  # not read_frame's (which names the file): not ours to handle
+                raise
+            if not self.skip_bad_frames:
+                raise FrameUnreadable(f"{why} (instance {inst.key}, {self.split} split); re-extract it with "
+                                      f"tools/prepare_refava.py, or pass --skip-missing-frames to count and skip") from None
+            return {"key": inst.key, "_bad": why}
+
+    def _item(self, inst: Instance) -> dict:
         labels = torch.zeros(NUM_CLASSES)
         labels[[a - 1 for a in inst.actions]] = 1.0
         item = {"key": inst.key, "text": inst.text, "labels": labels, "box": torch.tensor(inst.box, dtype=torch.float32)}
@@ -135,6 +215,10 @@ class ClipDataset(torch.utils.data.Dataset):
         return item
 
     def collate(self, items: list[dict]) -> dict:
+        bad = [(it["key"], it["_bad"]) for it in items if "_bad" in it]
+        items = [it for it in items if "_bad" not in it]
+        if not items:
+            return {"key": [], "_skipped": bad}
         out = {"key": [it["key"] for it in items], "clip_key": [it["key"].rsplit("___", 1)[0] for it in items],
                "text": [it["text"] for it in items],
                "labels": torch.stack([it["labels"] for it in items]), "box": torch.stack([it["box"] for it in items])}
@@ -148,4 +232,6 @@ class ClipDataset(torch.utils.data.Dataset):
             d = [it["detections"] for it in items]
             out["detections"] = {k: torch.stack([x[k] for x in d]) for k in ("boxes", "scores", "mask", "cat_ids")}
             out["detections"]["cat_names"] = [x["cat_names"] for x in d]
+        if bad:
+            out["_skipped"] = bad
         return out

@@ -13,14 +13,19 @@ import json
 import math
 from pathlib import Path
 
+from ..errors import DataError
 from .coco import COCO_ID
 
 FORMAT = "ravar-detections-v1"
 MAKER_TOOL = "tools/precompute_detections.py"
 
 
-class DetectionsMissing(FileNotFoundError):
+class DetectionsMissing(DataError, FileNotFoundError):
     pass
+
+
+class DetectionsError(DataError, ValueError):
+    """A malformed detections cache; the message names the file, the key and the field."""
 
 
 def detections_path(root: str | Path, split: str) -> Path:
@@ -41,18 +46,26 @@ def read_detections(root: str | Path, split: str) -> dict:
     if not p.is_file():
         raise DetectionsMissing(f"no detections cache at {p}; this method reads key-frame detections. "
                                 f"Make them with: python {MAKER_TOOL} --data-root {root} --split {split}")
-    obj = json.loads(p.read_text())
-    if obj.get("format") != FORMAT:
-        raise ValueError(f"{p}: field 'format' is {obj.get('format')!r}, expected {FORMAT!r}")
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DetectionsError(f"{p}: not valid JSON ({e}); re-make it with python {MAKER_TOOL}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        fmt = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise DetectionsError(f"{p}: field 'format' is {fmt!r}, expected {FORMAT!r}")
     dets = obj.get("detections")
     if not isinstance(dets, dict):
-        raise ValueError(f"{p}: field 'detections' must map key -> list of detections")
+        raise DetectionsError(f"{p}: field 'detections' must map key -> list of detections")
     for key, rows in dets.items():
+        if not isinstance(rows, list):
+            raise DetectionsError(f"{p}: key {key!r}: expected a list of detections, got {type(rows).__name__} {rows!r:.60}")
         for r in rows:
-            if len(r) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in r[:5]):
-                raise ValueError(f"{p}: key {key!r}: a detection must be [x1, y1, x2, y2, score, category], got {r!r}")
-            if r[5] not in COCO_ID:
-                raise ValueError(f"{p}: key {key!r}: unknown COCO category {r[5]!r}")
+            if (not isinstance(r, list) or len(r) != 6
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r[:5])):
+                raise DetectionsError(f"{p}: key {key!r}: a detection must be [x1, y1, x2, y2, score, category], "
+                                      f"got {r!r:.80}")
+            if not isinstance(r[5], str) or r[5] not in COCO_ID:
+                raise DetectionsError(f"{p}: key {key!r}: unknown COCO category {r[5]!r}")
             if not (0 <= r[0] <= r[2] <= 1 and 0 <= r[1] <= r[3] <= 1):
-                raise ValueError(f"{p}: key {key!r}: detection box outside [0, 1] or with x2<x1 / y2<y1: {r[:4]}")
+                raise DetectionsError(f"{p}: key {key!r}: detection box outside [0, 1] or with x2<x1 / y2<y1: {r[:4]}")
     return dets

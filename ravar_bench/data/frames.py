@@ -32,7 +32,9 @@ def sample_indices(key_index: int, num_frames: int, stride: int, window: int, fi
     """T frame indices at ``stride`` centred on ``key_index`` (the key frame is index T//2), clamped to the window.
 
     Raises when T frames at that stride cannot be distinct inside the window, rather than silently
-    repeating frames (the released loader's bug).
+    repeating frames (the released loader's bug), and when the window is cut by the movie's first frame
+    (``first_index``) so much that they no longer fit: every returned index lies in
+    [max(first_index, key - window//2), key + window - window//2 - 1].
     """
     if num_frames < 1 or stride < 1:
         raise ValueError(f"num_frames and frame_stride must be >= 1, got {num_frames}, {stride}")
@@ -41,6 +43,13 @@ def sample_indices(key_index: int, num_frames: int, stride: int, window: int, fi
                          f"than the {window}-frame window around the key frame; lower data.frame_stride")
     lo = max(first_index, key_index - window // 2)
     hi = key_index + (window - window // 2) - 1
+    span = (num_frames - 1) * stride + 1
+    if span > hi - lo + 1:
+        # the window is cut at the movie's first frame: an error, not a clip reaching before the first frame
+        # or past the window (frames there were never extracted, by tools/prepare_refava.py or the generator)
+        raise ValueError(f"{num_frames} frames at stride {stride} span {span} frames, but key frame {key_index} has "
+                         f"only frames {lo}..{hi} of its {window}-frame window (the movie starts at frame "
+                         f"{first_index}); lower data.frame_stride")
     idx = [key_index + (k - num_frames // 2) * stride for k in range(num_frames)]
     # shift (not clamp per frame) so the frames stay distinct when the window is cut at the movie's start
     if idx[0] < lo:

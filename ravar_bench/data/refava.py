@@ -5,7 +5,8 @@
     DIR/annotations/{split}_set_description_crr_final.pkl  key -> list of strings, [0] is the reference
 
 key = "<video_id>___<timestamp>___<person_id>". The authors' loader zips the three dicts' values in
-iteration order; we join by key and report keys that any file lacks.
+iteration order; we join by key. One policy for every bad row, a key that one of the files lacks included:
+an error naming file, key and field, or with ``skip_invalid`` a skip counted in the :class:`LoadReport`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from .ava import NUM_CLASSES
 from .safe_pickle import safe_load
 
@@ -26,8 +28,17 @@ KINDS = ("keyframe", "label", "description")
 KEY_SEP = "___"
 
 
-class AnnotationError(ValueError):
+# A referring sentence of RefAVA is one or two clauses (tens of words); thousands of characters mean a
+# corrupt row (e.g. a whole file pasted into one field), which a text encoder would silently truncate.
+MAX_TEXT_CHARS = 2000
+
+
+class AnnotationError(DataError, ValueError):
     """A bad annotation: the message names the file, the key and the field."""
+
+
+class AnnotationFileMissing(DataError, FileNotFoundError):
+    """An annotation file (or the annotations folder) is not where the layout says."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +87,7 @@ def parse_key(key: str, where: str) -> tuple[str, int, str]:
 def _first(value, where: str, field: str):
     if isinstance(value, np.ndarray) and value.ndim == 2:
         value = list(value)
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray, str)):
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray, str, bytes)):
         return value[0]
     if isinstance(value, (list, tuple)) and not value:
         raise AnnotationError(f"{where}: field '{field}' is an empty list")
@@ -116,10 +127,20 @@ def validate_actions(value, where: str) -> tuple[int, ...]:
 
 def validate_text(value, where: str) -> str:
     text = _first(value, where, "text")
+    if isinstance(text, bytes):  # Python 2 pickles may hold byte strings; only UTF-8 is a sentence
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AnnotationError(f"{where}: field 'text' is bytes that are not valid UTF-8 (byte "
+                                  f"{text[e.start]:#04x} at position {e.start}: {text[max(0, e.start - 20):e.start + 20]!r})"
+                                  ) from None
     if not isinstance(text, str):
         raise AnnotationError(f"{where}: field 'text' is {type(text).__name__}, not a string")
     if not text.strip():
         raise AnnotationError(f"{where}: field 'text' is empty; every instance needs a referring sentence")
+    if len(text) > MAX_TEXT_CHARS:
+        raise AnnotationError(f"{where}: field 'text' is {len(text):,} characters long (at most {MAX_TEXT_CHARS:,} "
+                              f"expected of a referring sentence): {text[:60]!r}...")
     return text.strip()
 
 
@@ -132,9 +153,9 @@ def build_instance(key: str, box, actions, text, where: str) -> Instance:
 def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tuple[list[Instance], LoadReport]:
     """Instances of ``split`` in sorted key order, and a report of what was missing or skipped.
 
-    Invalid rows raise :class:`AnnotationError` (naming file, key and field) unless ``skip_invalid``,
-    which counts them in the report instead. Keys absent from any of the three files are always
-    reported (logged and in the report) and left out.
+    Invalid rows, and keys absent from any of the three files, raise :class:`AnnotationError` (naming file,
+    key and field) unless ``skip_invalid``, which counts them in the report instead (``skipped``; the
+    absent keys also in ``missing``).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -145,7 +166,7 @@ def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tupl
     dicts = {}
     for kind, p in paths.items():
         if not p.is_file():
-            raise FileNotFoundError(f"RefAVA annotation file missing: {p}")
+            raise AnnotationFileMissing(f"RefAVA annotation file missing: {p}")
         d = safe_load(p)
         if not isinstance(d, dict):
             raise AnnotationError(f"{p}: expected a dict key -> value, got {type(d).__name__}")
@@ -153,11 +174,15 @@ def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tupl
     keys = set().union(*(d.keys() for d in dicts.values()))
     report = LoadReport(split)
     for kind, d in dicts.items():
-        absent = sorted(keys - d.keys())
+        absent = sorted(keys - d.keys(), key=str)
         report.missing[kind] = absent
-        if absent:
-            log.warning("%s: %d keys present in other files are missing here, e.g. %s", paths[kind], len(absent), absent[:3])
-    common = sorted(k for k in keys if all(k in d for d in dicts.values()))
+        if absent and not skip_invalid:
+            other = next(k for k in KINDS if k != kind and absent[0] in dicts[k])
+            raise AnnotationError(f"{paths[kind]}: key {absent[0]!r} is missing (it is in {paths[other].name}); "
+                                  f"{len(absent)} key(s) in all. Pass --skip-invalid to count and skip such rows")
+        noted = {k for k, _ in report.skipped}
+        report.skipped += [(key, f"{paths[kind]}: key {key!r} is missing") for key in absent if key not in noted]
+    common = sorted((k for k in keys if all(k in d for d in dicts.values())), key=str)
     out = []
     for key in common:
         where = f"{paths['keyframe'].parent}/{split}_set_*_crr_final.pkl, key {key!r}"

@@ -10,6 +10,8 @@ import io
 import pickle
 from pathlib import Path
 
+from ..errors import DataError
+
 ALLOWED = {
     ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "str"), ("builtins", "int"),
     ("builtins", "float"), ("builtins", "bool"), ("builtins", "set"), ("builtins", "frozenset"),
@@ -20,8 +22,12 @@ ALLOWED = {
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(DataError, pickle.UnpicklingError):
     pass
+
+
+class UnreadablePickleError(DataError, pickle.UnpicklingError):
+    """Truncated, empty or not a pickle at all; the message names the file."""
 
 
 class _AllowListUnpickler(pickle.Unpickler):
@@ -45,4 +51,4 @@ def safe_load(path: str | Path):
     except UnsafePickleError:
         raise
     except Exception as e:  # truncated / not a pickle
-        raise pickle.UnpicklingError(f"{p}: not a readable pickle ({type(e).__name__}: {e})") from e
+        raise UnreadablePickleError(f"{p}: not a readable pickle ({type(e).__name__}: {e})") from e

@@ -4,13 +4,16 @@
     ROOT/frames/<video_id>/image_%06d.jpg          (AVA indexing: (t - 900) * 30 + 1)
     ROOT/detections/{split}_detections.json        (a simulated detector: noise, misses, false positives)
     ROOT/meta.json                                 (generator version, sizes, seed; written last)
+    ROOT/attributes.json, ROOT/factors.json        (not in the released layout: referring attributes and
+                                                    the generator's factors per instance; no loader reads them)
 
 so the real loader is what reads it. A "movie" is a scene of 1-5 rendered people (most 2-3) with
-distinct clothing colours, hair or hat, size and position; each clip is one key second of a movie and
-all its people are annotated. Each person performs 1-3 simultaneous atomic actions that are visible
-as motion or props across the 3-second window (a pose or movement, optionally an object action,
-optionally an interaction with a partner). Referring texts come from templates over appearance and
-position and never name the action. Train, val and test movies come from disjoint seed streams.
+distinct shirt colours (except that in a stated share of the clips two people dress alike), hair or hat,
+size and position; each clip is one key second of a movie and all its people are annotated. Each person
+performs 1-3 simultaneous atomic actions that are visible as motion or props across the 3-second window
+(a pose or movement, optionally an object action, optionally an interaction with a partner). Referring
+texts come from templates over appearance, position or both (in stated shares) and never name the action.
+Train, val and test movies come from disjoint seed streams.
 
 The generator was written from the action list and rendering rules alone and is not tuned by
 looking at which method wins. Bump ``GENERATOR_VERSION`` on any change: caches key on it.
@@ -33,7 +36,8 @@ from .detections import write_detections
 from .frames import FrameLayout
 from .refava import Instance, write_split
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 4  # 3: factors, shared colours, reference types; 4: people 1.3x, thicker limbs, larger props
+FACTORS_FILE = "factors.json"
 W, H = 160, 120
 
 COLOURS = {
@@ -54,23 +58,61 @@ SOLO = {"wave": 69}
 PAIR = {"talk": (79, 74), "handshake": (68, 68), "hug": (70, 70), "fight": (64, 64), "watch": (80, None)}
 WATCH = 80
 
-# Referring templates. HELDOUT templates are never used by the generator: they are kept for the
-# test-time rephrasing suite (paper Table 4a), so a rephrased reference is a wording never trained on.
-TEMPLATES = [
-    "the {noun} in the {shirt} shirt",
-    "the {noun} wearing a {shirt} top and {trousers} trousers",
-    "the {noun} {pos}, dressed in {shirt}",
-    "a {noun} in {shirt} clothes {pos}",
-    "the {size} {noun} in {shirt}",
-    "the {noun} with {headwear}, {pos}",
-    "the {noun} with {headwear} and a {shirt} shirt",
-    "{pos_cap}, the {noun} in {trousers} trousers and a {shirt} top",
-]
+# Referring templates by reference type: "appearance" (clothing, hair, hat, noun), "position" (where the
+# person stands or how tall they are relative to the others: no clothing word), "both". HELDOUT templates
+# are never used by the generator: they are kept for the test-time rephrasing suite (paper Table 4a), so a
+# rephrased reference is a wording never trained on; each names the shirt AND the position, so a rephrasing
+# still singles out a person whose shirt colour another person shares.
+TEMPLATES_BY_TYPE = {
+    "appearance": [
+        "the {noun} in the {shirt} shirt",
+        "the {noun} wearing a {shirt} top and {trousers} trousers",
+        "the {noun} with {headwear} and a {shirt} shirt",
+    ],
+    "position": [
+        "the person {pos}",
+        "the one {pos}",
+        "{pos_cap}, that person",
+        "the {size} person",
+    ],
+    "both": [
+        "the {noun} {pos}, dressed in {shirt}",
+        "a {noun} in {shirt} clothes {pos}",
+        "the {size} {noun} in {shirt}",
+        "the {noun} with {headwear}, {pos}",
+        "{pos_cap}, the {noun} in {trousers} trousers and a {shirt} top",
+    ],
+}
+TEMPLATES = [t for ts in TEMPLATES_BY_TYPE.values() for t in ts]
 HELDOUT_TEMPLATES = [
     "the {shirt}-shirted {noun} {pos}",
-    "look at the {noun} whose shirt is {shirt}",
+    "look at the {noun} {pos} whose shirt is {shirt}",
     "that {noun} {pos} with the {shirt} top",
 ]
+
+# The factors the diagnostic breakdowns report, drawn in these stated proportions (checked by
+# tests/test_synth_factors.py) and recorded per instance in ROOT/factors.json, which no loader reads:
+# - SHARED_COLOUR_SHARE of the clips with >= 2 people have two people in the same shirt colour (the
+#   others have distinct shirts), so the sentence's position or size word is needed to tell them apart;
+# - the reference type is drawn from REF_TYPE_WEIGHTS; a referent whose shirt colour another person
+#   shares never gets an appearance-only reference (it is drawn from the other two types, renormalised),
+#   so every sentence singles out its person;
+# - each action label has a type: "static" (a pose one frame shows), "motion" (needs several frames),
+#   "object" or "interaction" (see action_types()).
+SHARED_COLOUR_SHARE = 0.4
+REF_TYPE_WEIGHTS = {"appearance": 0.4, "position": 0.2, "both": 0.4}
+MOTION_POSES = ("walk", "run", "jump", "fall")
+ACTION_TYPE_NAMES = ("static", "motion", "object", "interaction")
+
+
+def action_types() -> dict[int, str]:
+    """AVA id -> action type, for every action the generator can assign."""
+    out = {aid: ("motion" if name in MOTION_POSES else "static") for name, aid in POSE.items()}
+    out.update({aid: "object" for aid in OBJECT.values()})
+    out.update({aid: "interaction" for aid in SOLO.values()})
+    out.update({aid: "interaction" for pair in PAIR.values() for aid in pair if aid is not None})
+    out[WATCH] = "interaction"
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +157,11 @@ class Person:
 def _rot(x, y, ang):
     c, s = math.cos(ang), math.sin(ang)
     return x * c - y * s, x * s + y * c
+
+
+# People are drawn 1.3x the v3 size: at the tiny configs' 64 px a v3 adult was ~20 px tall and 5 px wide,
+# too few pixels for a pose; the ground line (70..112 px) still leaves the head inside the 120 px frame.
+PERSON_SCALE = 1.3
 
 
 class _Renderer:
@@ -213,11 +260,11 @@ class _Renderer:
         s = p.height
         hx, hy = J["hand_r"]
         if p.obj in ("phone", "text_phone"):
-            return [("cell phone", (hx - 0.03 * s, hy - 0.05 * s, hx + 0.03 * s, hy + 0.05 * s))]
+            return [("cell phone", (hx - 0.045 * s, hy - 0.075 * s, hx + 0.045 * s, hy + 0.075 * s))]
         if p.obj == "drink":
-            return [("cup", (hx - 0.035 * s, hy - 0.06 * s, hx + 0.035 * s, hy + 0.03 * s))]
+            return [("cup", (hx - 0.05 * s, hy - 0.09 * s, hx + 0.05 * s, hy + 0.045 * s))]
         if p.obj == "carry":
-            return [("suitcase", (hx - 0.04 * s, hy - 0.06 * s, hx + 0.14 * s * p.facing / abs(p.facing), hy + 0.1 * s))]
+            return [("suitcase", (hx - 0.06 * s, hy - 0.08 * s, hx + 0.2 * s * p.facing / abs(p.facing), hy + 0.15 * s))]
         return []
 
     def draw(self, f: int) -> Image.Image:
@@ -225,7 +272,9 @@ class _Renderer:
         dr = ImageDraw.Draw(img)
         for p in sorted(self.people, key=lambda q: q.depth):
             J = self.skeleton(p, f)
-            lw = max(2, int(0.07 * p.height))
+            # Limbs and props are drawn thick enough to stay >= ~1.5 px after the tiny configs' 64 px resize
+            # (160 x 120 -> 64 x 64 shrinks x by 0.4): a 2 px line there is sub-pixel and the pose unreadable.
+            lw = max(3, round(0.09 * p.height))
             sh, tr = COLOURS[p.shirt], TROUSERS[p.trousers]
             if p.pose == "sit":
                 hx, hy = J["hip"]
@@ -236,7 +285,7 @@ class _Renderer:
                 dr.line([J[a], J[b]], fill=tr, width=lw)
             dr.line([J["hip"], J["neck"]], fill=sh, width=int(lw * 1.8))
             for a, b in (("neck", "elbow_l"), ("elbow_l", "hand_l"), ("neck", "elbow_r"), ("elbow_r", "hand_r")):
-                dr.line([J[a], J[b]], fill=sh, width=max(1, lw - 1))
+                dr.line([J[a], J[b]], fill=sh, width=max(2, lw - 1))
             for h in ("hand_l", "hand_r"):
                 x, y = J[h]
                 dr.ellipse([x - lw / 2, y - lw / 2, x + lw / 2, y + lw / 2], fill=p.skin)
@@ -294,14 +343,17 @@ def _background(rng: random.Random) -> dict:
 
 def _make_people(rng: random.Random) -> list[Person]:
     n = rng.choices([1, 2, 3, 4, 5], weights=[1.5, 3.5, 3, 1.5, 0.7])[0]
-    shirts = rng.sample(sorted(COLOURS), n)  # distinct shirt colours within a scene
+    shirts = rng.sample(sorted(COLOURS), n)  # distinct shirt colours within a scene, except:
+    if n >= 2 and rng.random() < SHARED_COLOUR_SHARE:  # two people dressed alike (see SHARED_COLOUR_SHARE)
+        a, b = rng.sample(range(n), 2)
+        shirts[b] = shirts[a]
     slots = sorted(rng.sample(range(8), n))
     people = []
     for k in range(n):
         noun = rng.choices(["man", "woman", "boy", "girl", "old man", "old woman"], weights=[4, 4, 1, 1, 0.7, 0.7])[0]
         child = noun in ("boy", "girl")
         depth = rng.uniform(0.1, 1.0)
-        height = (36 if child else rng.uniform(50, 62)) * (0.75 + 0.35 * depth)
+        height = PERSON_SCALE * (36 if child else rng.uniform(50, 62)) * (0.75 + 0.35 * depth)
         hat = rng.choice([None, None, None, "red", "blue", "black", "white", "yellow"])
         hair = None if (hat or (noun == "old man" and rng.random() < 0.5)) else (
             "grey" if noun.startswith("old") else rng.choice(["black", "blonde", "brown"]))
@@ -389,6 +441,15 @@ def _reference(rng: random.Random, fields: dict, templates=TEMPLATES) -> str:
     return " ".join(text.split())
 
 
+def shares_colour(p: Person, people: list[Person]) -> bool:
+    return any(q is not p and q.shirt == p.shirt for q in people)
+
+
+def _ref_type(rng: random.Random, shared: bool) -> str:
+    types = [t for t in REF_TYPE_WEIGHTS if not (shared and t == "appearance")]
+    return rng.choices(types, weights=[REF_TYPE_WEIGHTS[t] for t in types])[0]
+
+
 def _detections(rng: random.Random, rend: _Renderer, people: list[Person], bg: dict) -> list:
     dets = []
     for p in people:
@@ -421,7 +482,8 @@ def _write_movie(root: Path, split: str, movie_idx: int, cfg: SynthConfig, layou
     seed_stream = {"train": 1, "val": 2, "test": 3}[split]
     rng = random.Random(f"{cfg.seed}-{seed_stream}-{movie_idx}")
     video_id = f"synth_{split}_{movie_idx:03d}"
-    instances, dets, attrs = [], {}, {}
+    instances, dets, attrs, factors = [], {}, {}, {}
+    kinds = action_types()
     fdir = root / "frames" / video_id
     fdir.mkdir(parents=True, exist_ok=True)
     seconds = sorted(rng.sample(range(902, 1799, 4), cfg.clips_per_movie))
@@ -441,11 +503,15 @@ def _write_movie(root: Path, split: str, movie_idx: int, cfg: SynthConfig, layou
         for p in people:
             key = f"{video_id}___{t}___{p.pid}"
             fields = reference_fields(p, people)
+            shared = shares_colour(p, people)
+            ref_type = _ref_type(rng, shared)
             instances.append(Instance(key, video_id, t, str(p.pid), rend.person_box(p, 0), tuple(p.actions),
-                                      _reference(rng, fields)))
+                                      _reference(rng, fields, TEMPLATES_BY_TYPE[ref_type])))
             dets[key] = clip_dets
             attrs[key] = fields
-    return instances, dets, attrs
+            factors[key] = {"n_people": len(people), "shared_colour": shared, "ref_type": ref_type,
+                            "action_types": [kinds[a] for a in p.actions]}
+    return instances, dets, attrs, factors
 
 
 def default_cache_dir() -> Path:
@@ -462,14 +528,21 @@ def generate(root: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool 
     jobs = [(s, m) for s, n in (("train", cfg.train_movies), ("val", cfg.val_movies), ("test", cfg.test_movies))
             for m in range(n)]
     per_split: dict[str, tuple[list, dict]] = {s: ([], {}) for s in ("train", "val", "test")}
-    attributes = {}
+    attributes, factors = {}, {}
     for split, m in tqdm(jobs, desc="RefAVA-Synth", unit="movie", disable=not progress):
-        inst, dets, attrs = _write_movie(root, split, m, cfg, layout)
+        inst, dets, attrs, facs = _write_movie(root, split, m, cfg, layout)
         per_split[split][0].extend(inst)
         per_split[split][1].update(dets)
         attributes.update(attrs)
+        factors.update(facs)
     # not part of the released layout: the referring attributes, for the rephrasing suite's held-out templates
     (root / "attributes.json").write_text(json.dumps(attributes))
+    # nor this: the generator's factors per instance, for the diagnostic breakdowns (never shown to a method)
+    (root / FACTORS_FILE).write_text(json.dumps({
+        "generator_version": GENERATOR_VERSION,
+        "stated": {"shared_colour_share": SHARED_COLOUR_SHARE, "ref_type_weights": REF_TYPE_WEIGHTS},
+        "action_types": {str(a): k for a, k in sorted(action_types().items())},
+        "instances": factors}))
     for split, (inst, dets) in per_split.items():
         write_split(root, split, inst)
         write_detections(root, split, dets, detector="RefAVA-Synth simulated detector (box noise, 8% misses, false positives)")

@@ -45,6 +45,7 @@ class TextFusedVideoMethod(Method):
     def attach_fusion(self, text_dim: int, channels: int, fusion: dict | None) -> None:
         self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
         self.feat_dim = channels
+        self.map_dim = channels  # the FiLM-modulated last map, averaged over time, for the shared head
 
     def feature_map(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> the backbone's last feature map."""
@@ -57,4 +58,6 @@ class TextFusedVideoMethod(Method):
         video = batch["video"]
         self.check_video(video, self.num_frames, self.img_size)
         x = self.feature_map(video.transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W)
-        return self.post_pool(self.fusion.pool(x, batch["text_emb"], channel_dim=self.channel_dim))
+        pooled, fmap = self.fusion.pool(x, batch["text_emb"], channel_dim=self.channel_dim, return_map=True)
+        self.spatial_map = fmap.mean(dim=2)  # (B, C, T', H', W') -> (B, C, H', W')
+        return self.post_pool(pooled)

@@ -13,6 +13,8 @@ API (fixed; other methods import it)::
     enc(video)                            # (B, T, 3, H, W) -> (B, T, Q, hidden): per-frame query outputs
     enc(video, text_embeds, text_mask)    # text_embeds (B, L, hidden) appended after the queries (BLIP-2's
                                           # joint query+text mode); only the Q query positions are returned
+    enc(video, text_embeds, text_mask, return_text=True)  # and the text positions (B, T, L, hidden)
+    enc.encode_text(text_embeds, text_mask)               # the Q-Former's text side alone (B, L, hidden)
 
 Notes
 - ``vision`` -> ``Blip2VisionConfig`` kwargs, ``qformer`` -> ``Blip2QFormerConfig`` kwargs. The Q-Former's
@@ -154,9 +156,21 @@ class Blip2VideoEncoder(nn.Module):
                 return self.vision_model(pixel_values=frames).last_hidden_state
         return self.vision_model(pixel_values=frames).last_hidden_state
 
+    def encode_text(self, text_embeds: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The Q-Former's text side alone (BLIP-2's text-only mode: no queries, no image): (B, L, hidden) embeddings
+        -> (B, L, hidden); padding positions (``text_mask`` False) are not attended to."""
+        if not self.text_input:
+            raise ValueError("Blip2VideoEncoder: text given, but the Q-Former was built without its text feed-forward "
+                             "layers; set qformer=dict(use_qformer_text_input=True, ...)")
+        mask = None if text_mask is None else text_mask.long()
+        return self.qformer(query_embeds=text_embeds, query_length=0, attention_mask=mask).last_hidden_state
+
     def forward(self, video: torch.Tensor, text_embeds: torch.Tensor | None = None,
-                text_mask: torch.Tensor | None = None, clip_keys: list[str] | None = None) -> torch.Tensor:
-        """``clip_keys`` (batch["clip_key"]): with a frozen ViT its per-clip outputs come from ``feature_cache``."""
+                text_mask: torch.Tensor | None = None, clip_keys: list[str] | None = None,
+                return_text: bool = False):
+        """``clip_keys`` (batch["clip_key"]): with a frozen ViT its per-clip outputs come from ``feature_cache``.
+        ``return_text``: also the text positions' outputs (B, T, L, hidden) - the Q-Former's text side, which shares
+        the self-attention with each frame's queries (BLIP-2's joint query+text mode)."""
         if video.dim() != 5 or video.shape[2] != 3 or tuple(video.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(f"Blip2VideoEncoder: video must be (B, T, 3, {self.image_size}, {self.image_size}) "
                              f"(vision.image_size={self.image_size}), got {tuple(video.shape)}")
@@ -185,7 +199,12 @@ class Blip2VideoEncoder(nn.Module):
                 attn_mask = torch.cat([torch.ones(b * t, q, dtype=torch.long, device=tm.device), tm.long()], dim=1)
         out = self.qformer(query_embeds=query, query_length=q, attention_mask=attn_mask,
                            encoder_hidden_states=img).last_hidden_state
-        return out[:, :q].reshape(b, t, q, self.hidden_size)
+        queries = out[:, :q].reshape(b, t, q, self.hidden_size)
+        if not return_text:
+            return queries
+        if text_embeds is None:
+            raise ValueError("Blip2VideoEncoder: return_text=True needs text_embeds")
+        return queries, out[:, q:].reshape(b, t, -1, self.hidden_size)
 
 
 __all__ = ["Blip2VideoEncoder"]

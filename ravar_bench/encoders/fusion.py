@@ -56,10 +56,17 @@ class TextFiLM(nn.Module):
         shape[channel_dim] = self.channels
         return feats * (1 + gamma.view(shape)) + beta.view(shape)
 
-    def pool(self, feats: torch.Tensor, text_emb: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """FiLM, then the text-queried attention pool over every non-channel position -> (B, C)."""
+    def pool(self, feats: torch.Tensor, text_emb: torch.Tensor, channel_dim: int = 1, return_map: bool = False):
+        """FiLM, then the text-queried attention pool over every non-channel position -> (B, C).
+
+        ``return_map=True`` also returns the modulated map with channels first, (B, C, ...), for the shared
+        head's region features."""
         x = self(feats, text_emb, channel_dim)
-        tokens = x.movedim(channel_dim, -1).reshape(x.shape[0], -1, self.channels)  # (B, N, C)
+        pooled = self._attend(x.movedim(channel_dim, -1).reshape(x.shape[0], -1, self.channels), text_emb)
+        return (pooled, x.movedim(channel_dim, 1)) if return_map else pooled
+
+    def _attend(self, tokens: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) modulated tokens -> (B, C)."""
         if not self.attn_pool:
             return tokens.mean(dim=1)
         q = self.query(text_emb)  # (B, C)

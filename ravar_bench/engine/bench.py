@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from ..leaderboard import write_suite
 from ..suites import suite as get_suite
 from ..suites import suite_methods
 from . import distributed as D
+from ..errors import RavarError
 from .data_source import open_source
+from .lock import RunLock
 from .report import add_significance, per_class_plot, qualitative_panel
 from .results import write_results_csv
 from .text_cache import TextFeatureCache
@@ -26,8 +29,18 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
                   config_set: str = "tiny", seeds=(0,), epochs: int | None = None, cfg_options: dict | None = None,
                   force: bool = False, progress: bool = True, synth=None, skip_invalid: bool = False,
                   skip_missing_frames: bool = False, device: str | None = None, command: str = "",
-                  suite: str = "table2", pictures: bool = True) -> dict:
-    """Train and score ``methods`` (default: the suite's) for every seed; one failure never loses the others."""
+                  suite: str = "table2", pictures: bool = True, wait: bool = False, lock: bool = True) -> dict:
+    """Train and score ``methods`` (default: the suite's) for every seed; one failure never loses the others.
+
+    The output folder is locked for the run (:mod:`.lock`): another run into it refuses with a message naming
+    this one, or with ``wait`` queues behind it. ``lock=False``: the caller holds it (the launcher's jobs).
+    A problem the user must fix (:class:`RavarError`: bad data, an unusable output folder, a bad setting) ends
+    the run with that one error, the methods finished before it kept: every later method would meet it too."""
+    if lock and int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 holds it for all ranks
+        with RunLock(out_dir, command=command, wait=wait):
+            return run_benchmark(methods, out_dir, data, data_root, config_set, seeds, epochs, cfg_options, force,
+                                 progress, synth, skip_invalid, skip_missing_frames, device, command, suite,
+                                 pictures, wait, lock=False)
     spec = get_suite(suite)
     methods = suite_methods(suite) if methods is None else methods
     out_dir = Path(out_dir)
@@ -61,6 +74,10 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
             try:
                 train_and_evaluate(cfg, source, caches[enc_key], seed, out_dir, force=force, progress=progress,
                                    device=device, skip_missing_frames=skip_missing_frames)
+            except RavarError:  # bad data, an unusable --out, a bad setting: every later method would meet it
+                if main:
+                    write_results_csv(out_dir)  # what finished before stays listed
+                raise
             except Exception as e:
                 log.exception("%s seed %d failed", name, seed)
                 failures[f"{name}/seed{seed}"] = f"{type(e).__name__}: {e}"
@@ -82,6 +99,16 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
         best = val.sort_values("mAP", ascending=False)["method"].iloc[0]
         qp = qualitative_panel(out_dir, source, best, seed=seeds[0])
         extra += [f"![per-class AP]({pc.name})", "", f"![qualitative, {best}]({qp.name})", ""]
-    md = write_suite(out_dir, suite, command=command, extra_md=extra)
+    md = write_suite(out_dir, suite, command=command, extra_md=extra, config_set=config_set,
+                     data=source.identity)  # this run's rows only, if the folder holds others
+    page = None
+    if pictures and done:
+        from ..webpage import write_html
+
+        try:  # the explorable page (index.html); a page problem must not cost the finished results
+            page = write_html(out_dir, suite, source_root=source.root, command=command, config_set=config_set,
+                              data=source.identity)
+        except Exception:
+            log.exception("could not write %s/index.html", out_dir)
     return {"results_csv": csv, "leaderboard": md, "failures": failures, "timings": timings,
-            "wall_s": time.time() - t_start}
+            "wall_s": time.time() - t_start, "page": page}

@@ -5,7 +5,9 @@
   another person's reference of the same clip and the instance is scored against its own labels and
   box; the drop (original - swapped) is ~0 for a method that ignores the text;
 - rephrasing (paper Table 4a, when ``eval.rephrase``): metrics averaged over the original reference and
-  two offline rephrasings.
+  two offline rephrasings;
+- by the generator's factors (shared shirt colour, reference type, action type) and the static-clip and
+  no-position-words controls: engine/diagnostics.py (RefAVA-Synth data only).
 """
 from __future__ import annotations
 
@@ -23,14 +25,16 @@ PEOPLE_BUCKETS = ("1", "2", "3", "4", "5+")
 
 
 def score_predictions(pred: dict, iou_gate=None) -> dict:
-    """Both protocols (weighted = the authors', macro) and the IoU-gated variant, with PM/OM/PI mAP."""
+    """Both protocols (weighted = the authors', macro) and, unless ``iou_gate`` is None, the IoU-gated variant
+    (``gated_*``; a gate of 0 is valid and keeps every score), with PM/OM/PI mAP."""
     groups = group_columns()
     args = (pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"])
     res = evaluate(*args, "weighted", None, groups)
     macro = evaluate(*args, "macro", None, groups)
-    gated = evaluate(*args, "weighted", iou_gate or 0.5)
     res.update({f"macro_{k}": v for k, v in macro.items() if k.startswith(("mAP", "AUROC"))})
-    res.update({f"gated_{k}": v for k, v in gated.items() if k in ("mAP", "AUROC")})
+    if iou_gate is not None:
+        gated = evaluate(*args, "weighted", float(iou_gate))
+        res.update({f"gated_{k}": v for k, v in gated.items() if k in ("mAP", "AUROC")})
     return res
 
 

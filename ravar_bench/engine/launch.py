@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 def _job(method: str, seed: int, out_dir: str, kwargs: dict) -> list:
     from .bench import run_benchmark
 
-    res = run_benchmark([method], out_dir, seeds=(seed,), pictures=False, progress=False, **kwargs)
+    # the launcher holds the folder's run lock for all its jobs
+    res = run_benchmark([method], out_dir, seeds=(seed,), pictures=False, progress=False, lock=False, **kwargs)
     if res["failures"]:
         raise RuntimeError(f"{method} seed {seed}: {res['failures']}")
     return [method, seed]
@@ -21,12 +22,20 @@ def _job(method: str, seed: int, out_dir: str, kwargs: dict) -> list:
 def fan_out(methods: list[str], seeds, out_dir: str | Path, cluster: str | None = None, slurm: dict | None = None,
             **kwargs) -> dict:
     """``cluster``: None (submitit picks Slurm when present, else local), "local" or "debug" (in-process)."""
+    from .lock import RunLock
+
+    out_dir = Path(out_dir)
+    kwargs = dict(kwargs)
+    with RunLock(out_dir, command=kwargs.get("command", ""), wait=kwargs.pop("wait", False)):
+        return _fan_out(methods, seeds, out_dir, cluster, slurm, **kwargs)
+
+
+def _fan_out(methods, seeds, out_dir: Path, cluster, slurm, **kwargs) -> dict:
     import submitit
 
     from .bench import run_benchmark
     from .data_source import open_source
 
-    out_dir = Path(out_dir)
     # make the embedded data once, before the jobs start
     open_source(kwargs.get("data", "synthetic"), kwargs.get("data_root"), kwargs.get("synth"), progress=False)
     ex = submitit.AutoExecutor(folder=str(out_dir / "submitit"), cluster=cluster)
@@ -48,6 +57,6 @@ def fan_out(methods: list[str], seeds, out_dir: str | Path, cluster: str | None 
             failures[f"{m}/seed{s}"] = f"{type(e).__name__}: {e}"
             log.error("job %s seed %s failed: %s", m, s, e)
     # the merge: every result already exists, so this trains nothing and only scores, plots and tabulates
-    res = run_benchmark(methods, out_dir, seeds=tuple(seeds), progress=False, **{**kwargs, "force": False})
+    res = run_benchmark(methods, out_dir, seeds=tuple(seeds), progress=False, lock=False, **{**kwargs, "force": False})
     res["failures"].update(failures)
     return res

@@ -1,15 +1,21 @@
 """Results on disk: one JSON per (method, split, seed), written atomically; results.csv is rebuilt from them.
 
 Per-run files mean an interrupted or parallel run never loses finished results, and results.csv can
-always be regenerated.
+always be regenerated. Every write goes to a temporary file that replaces the target only when complete,
+so a kill at any moment leaves either the old file or the new one, never a half-written one; a full disk is
+a clear error that leaves the earlier file as it was.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
 import pandas as pd
+
+from ..errors import ResultsError
+from . import faultpoint
 
 BASE_COLUMNS = ["method", "family", "split", "seed", "mIoU", "mAP", "AUROC"]
 
@@ -18,26 +24,52 @@ def result_path(out_dir: str | Path, method: str, split: str, seed: int) -> Path
     return Path(out_dir) / "results" / f"{method}__{split}__seed{seed}.json"
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
+def atomic_write(path: Path, write, tmp: Path | None = None) -> None:
+    """``write(tmp)`` then replace ``path`` with it. No space left -> ResultsError naming the file (the
+    temporary file removed, ``path`` untouched)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
+    tmp = tmp or path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        write(tmp)
+        faultpoint.writing(path, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResultsError(f"no space left on the device writing {path}: free space (or pass another --out) "
+                               f"and run the same command again; finished results are intact") from e
+        raise
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=float)))
+
+
+def read_result(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as e:  # only another program's partial write could cause this: ours are atomic
+        raise ResultsError(f"{path}: not a complete result file ({e}); move it away and re-run") from None
 
 
 def collect_results(out_dir: str | Path) -> pd.DataFrame:
-    rows = [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "results").glob("*.json"))]
+    from .provenance import PROVENANCE_COLUMNS
+
+    rows = [read_result(p) for p in sorted((Path(out_dir) / "results").glob("*.json"))]
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
-    rest = [c for c in df.columns if c not in BASE_COLUMNS]
-    return df[BASE_COLUMNS + rest].sort_values(["family", "method", "split", "seed"], kind="stable")
+    prov = [c for c in PROVENANCE_COLUMNS if c in df.columns]
+    rest = [c for c in df.columns if c not in BASE_COLUMNS and c not in prov]
+    return df[BASE_COLUMNS + rest + prov].sort_values(["family", "method", "split", "seed"], kind="stable")
 
 
 def write_results_csv(out_dir: str | Path) -> Path:
     df = collect_results(out_dir)
     path = Path(out_dir) / "results.csv"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    df.to_csv(tmp, index=False, float_format="%.4f")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.4f"))
     return path

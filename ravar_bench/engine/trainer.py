@@ -22,11 +22,17 @@ from tqdm import tqdm
 from ..config import build_from_config, count_params
 from ..data.dataset import ClipDataset, normalise_batch
 from ..encoders.frozen_cache import frozen_caches
+from ..errors import UsageError
 from ..head import ravar_loss
 from ..registry import method_info
 from . import distributed as D
+from . import diagnostics as diag
 from . import evaluation as ev
-from .results import result_path, write_json_atomic
+from .precision import autocast_for, grad_accum, is_step_boundary, loader_kwargs, optimizer_steps, prepare_model
+from . import faultpoint, reuse
+from .provenance import provenance
+from .results import atomic_write, result_path, write_json_atomic
+from .skips import SkipCounter
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +47,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _save_to(obj, tmp) -> None:
+    with open(tmp, "wb") as f:  # through a Python file: a full disk then raises OSError(ENOSPC), not a torch error
+        torch.save(obj, f)
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: _save_to(obj, tmp), tmp=path.with_suffix(path.suffix + ".tmp"))
 
 
 def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, skip_missing_frames=False,
@@ -52,10 +61,11 @@ def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, s
     dets = source.detections(split) if "detections" in needs else None
     instances = source.splits[split] if instances is None else instances
     ds = ClipDataset(instances, source.root, dict(cfg.data), needs, detections=dets,
-                     skip_missing_frames=skip_missing_frames, cache=source.clip_cache)
+                     skip_missing_frames=skip_missing_frames, cache=source.clip_cache,
+                     skip_missing_detections=source.skip_invalid, frame_status=source.frame_status, split=split)
     bs = cfg.train.batch_size if shuffle else cfg.eval.batch_size
     rank, world = D.rank_world()
-    kw = dict(collate_fn=ds.collate, num_workers=int(cfg.train.get("num_workers", 0)), drop_last=False)
+    kw = dict(collate_fn=ds.collate, drop_last=False, **loader_kwargs(cfg.train))
     # drop_last=False everywhere: every instance is trained on and, above all, scored (the authors'
     # eval loaders drop the last incomplete batch).
     if world == 1:
@@ -81,14 +91,20 @@ def _to(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval", order=None) -> dict:
+def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval", order=None, counter=None) -> dict:
     """Scores and boxes for every instance of ``loader``; under DDP gathered from all ranks in ``order``."""
     model.eval()
     keys, scores, boxes, labels, gt = [], [], [], [], []
     ds = loader.dataset.dataset if isinstance(loader.dataset, torch.utils.data.Subset) else loader.dataset
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        skipped = batch.pop("_skipped", [])
+        if counter is not None:  # unreadable clips met now (skipped on request), counted for the result row
+            counter(skipped)
+        if not batch["key"]:  # every clip of the batch unreadable and skipped on request
+            continue
         batch = text_cache.add_to_batch(batch, model.needs)
-        out = model(normalise_batch(_to(batch, device), ds.mean, ds.std))
+        with autocast_for(model):  # the run's precision (a frozen tower may be stored in bf16)
+            out = model(normalise_batch(_to(batch, device), ds.mean, ds.std))
         keys += batch["key"]
         scores.append(out["logits"].float().cpu())
         boxes.append(out["boxes"].float().cpu())
@@ -101,11 +117,10 @@ def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval"
 
 
 def save_predictions(pred: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, keys=np.array(pred["keys"]), scores=pred["scores"], boxes=pred["boxes"],
-                        labels=pred["labels"], gt_boxes=pred["gt_boxes"])
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, keys=np.array(pred["keys"]), scores=pred["scores"],
+                                                       boxes=pred["boxes"], labels=pred["labels"],
+                                                       gt_boxes=pred["gt_boxes"]),
+                 tmp=path.with_name(path.stem + f".tmp{os.getpid()}.npz"))  # numpy appends .npz to other names
 
 
 def load_predictions(path: Path) -> dict:
@@ -120,25 +135,47 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     name = cfg.method_name
     info = method_info(name)
     out_dir = Path(out_dir)
-    todo = [s for s in splits if force or not result_path(out_dir, name, s, seed).is_file()]
-    if not todo:
-        log.info("%s seed %d: results exist, not re-run (use --force to redo)", name, seed)
-        return [json.loads(result_path(out_dir, name, s, seed).read_text()) for s in splits]
+    main = D.is_main()
+    if cfg.eval.get("average", "weighted") not in ("weighted", "macro"):
+        raise UsageError(f"eval.average must be 'weighted' (the authors' protocol) or 'macro', got "
+                         f"{cfg.eval.get('average')!r}")
+    prov = provenance(cfg, source, device)
+    D.barrier()  # every rank reads the old results before rank 0 may move them
+    plan = reuse.plan_results(out_dir, name, seed, splits, prov, force, move=main)
+    D.barrier()
+    if plan.reuse_rows is not None:
+        log.info("%s seed %d: results of this config and data exist, not re-run (use --force to redo)", name, seed)
+        return plan.reuse_rows
 
     work = out_dir / "runs" / name / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
     ckpt_path, final_path = work / "last.pt", work / "model.pt"
-    (work / "config.py").write_text(cfg.pretty_text)
+    ckpt_prov = None
+    if ckpt_path.is_file():
+        ckpt_prov = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("provenance")
+    model_ok, ckpt_ok = usable = reuse.run_folder_usable(work, prov, force, ckpt_prov)
+    D.barrier()  # every rank has decided before rank 0 moves stale weights aside
+    if main:
+        reuse.move_stale_run_files(work, prov, force, ckpt_prov, usable, said=plan.superseded is not None)
+    D.barrier()
+    if main:
+        atomic_write(work / "config.py", lambda tmp: Path(tmp).write_text(cfg.pretty_text))
 
     seed_everything(seed)
     cfg.seed = seed
     model = build_from_config(cfg).to(device)
+    prec = prepare_model(model, cfg.train, device)  # precision, frozen towers' dtype, checkpointing
     needs = model.needs
+    # unreadable frames, missing detections and emptied splits are found here, before any training
+    skips = SkipCounter(source, ("train", *splits))
+    skips.preflight({s: make_loader(source, s, cfg, needs, shuffle=False, skip_missing_frames=skip_missing_frames)[0]
+                     for s in ("train", *splits)})
     rank, world = D.rank_world()
     main = rank == 0
     caches = frozen_caches(model)
     if caches:
-        fp = hashlib.sha1(f"{cfg.pretty_text}|{seed}|{source.identity}".encode()).hexdigest()[:12]
+        # + the resolved precision: "auto" is fp32 on a CPU and bf16 on a GPU, and the frozen tower's outputs differ
+        fp = hashlib.sha1(f"{cfg.pretty_text}|{seed}|{source.identity}|{prec.name}".encode()).hexdigest()[:12]
         for cname, cache in caches:
             cache.enabled = cache.enabled and bool(cfg.train.get("cache_frozen", True))
             if cache.enabled:
@@ -151,7 +188,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     gen = torch.Generator().manual_seed(seed)
     _, train_loader = make_loader(source, "train", cfg, needs, shuffle=True, generator=gen,
                                   skip_missing_frames=skip_missing_frames)
-    total_steps = max(1, int(tc.epochs) * len(train_loader))
+    accum = grad_accum(tc)
+    total_steps = max(1, int(tc.epochs) * optimizer_steps(len(train_loader), accum))
     opt = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
     from transformers import get_linear_schedule_with_warmup  # BertAdam's warmup_linear schedule
 
@@ -163,17 +201,18 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             ckpt_path.unlink(missing_ok=True)
             final_path.unlink(missing_ok=True)
         D.barrier()
-    if final_path.is_file():
+    if final_path.is_file() and model_ok:
         model.load_state_dict(torch.load(final_path, weights_only=True, map_location=device))
         start_epoch = int(tc.epochs)
         if (work / "meta.json").is_file():  # keep the training time of the run that made the model
             train_time = float(json.loads((work / "meta.json").read_text()).get("train_time_s", 0.0))
         log.info("%s seed %d: trained model found, evaluating only", name, seed)
-    elif ckpt_path.is_file():
+    elif ckpt_path.is_file() and ckpt_ok:
         st = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
         sched.load_state_dict(st["sched"])
+        prec.load_state_dict(st.get("scaler"))
         gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
         start_epoch, train_time = int(st["epoch"]), float(st["train_time"])
@@ -187,22 +226,26 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             train_loader.sampler.set_epoch(epoch)
         bar = tqdm(train_loader, desc=f"{name} s{seed} ep{epoch + 1}/{tc.epochs}", leave=False,
                    disable=not (progress and main))
-        for batch in bar:
+        for i, batch in enumerate(bar):
+            skips.frames_met(batch.pop("_skipped", []), "train")
+            if not batch["key"]:  # every clip of the batch unreadable and skipped on request
+                continue
             batch = normalise_batch(_to(text_cache.add_to_batch(batch, needs), device), cfg.data.mean, cfg.data.std)
-            out = fwd(batch)
-            losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
+            with prec.autocast():
+                out = fwd(batch)
+                losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
             aux = getattr(model.method, "aux_loss", None)
             if aux is not None:  # the method's own objective (set in its forward), on top of the shared loss
                 losses["loss"] = losses["loss"] + aux
             if not torch.isfinite(losses["loss"]):
                 raise FloatingPointError(f"{name} seed {seed}: non-finite loss at epoch {epoch + 1}; "
                                          f"bce={losses['bce'].item()}, mse={losses['mse'].item()}")
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if tc.get("grad_clip"):
-                torch.nn.utils.clip_grad_norm_(trainable, tc.grad_clip)
-            opt.step()
-            sched.step()
+            if i % accum == 0:
+                opt.zero_grad(set_to_none=True)
+            prec.backward(losses["loss"], accum)
+            if is_step_boundary(i, len(train_loader), accum):
+                prec.step(opt, trainable, tc.get("grad_clip"))
+                sched.step()
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
         train_time += time.time() - t0
         if main:
@@ -210,75 +253,91 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
                 cache.save()
             _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
                                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                                "train_time": train_time}, ckpt_path)
+                                "train_time": train_time, "scaler": prec.state_dict(),
+                                "provenance": {k: prov[k] for k in ("train_digest", "data")}}, ckpt_path)
         D.barrier()
+        faultpoint.after_epoch(name, epoch + 1)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             raise Interrupted(f"stopped after epoch {epoch + 1} on request")
     if world > 1:  # DDP syncs gradients, not buffers: give every rank rank 0's BatchNorm statistics to evaluate with
         D.broadcast_buffers(model)
     if main and not final_path.is_file():
         _atomic_torch_save(model.state_dict(), final_path)
-        (work / "meta.json").write_text(json.dumps({"method": name, "config_set": cfg.config_set, "seed": seed,
-                                                    "train_time_s": train_time}))
+    if main:  # rewritten on an evaluation-only rerun too: the config digest then names the new eval settings
+        write_json_atomic(work / "meta.json", {"method": name, "config_set": cfg.config_set, "seed": seed,
+                                               "epochs": int(tc.epochs), "train_time_s": train_time, **prov})
 
     rows = []
     n_train = len(train_loader.dataset)
     for split in splits:
         t0 = time.time()
         metrics = evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device, progress,
-                                 skip_missing_frames)
+                                 skip_missing_frames, counter=skips)
         if not main:
             continue
-        row = {"method": name, "family": info.family, "paper_name": info.paper_name, "split": split, "seed": seed,
+        row = {"method": name, "family": info.family, "paper_name": info.paper_name, "origin": info.origin,
+               "split": split, "seed": seed,
                **{k: metrics[k] for k in ("mIoU", "mAP", "AUROC")},
                **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
-               "protocol": "weighted", "config_set": cfg.config_set, "epochs": int(tc.epochs),
+               "protocol": cfg.eval.get("average", "weighted"), "iou_gate": cfg.eval.get("iou_gate"),
+               "config_set": cfg.config_set, "epochs": int(tc.epochs),
                "train_instances": n_train, "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
                "train_clips_per_s": round(n_train * int(tc.epochs) / train_time, 1) if train_time > 0 else float("nan"),
                "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
-               "data": source.identity, "no_detection_count": int(getattr(model.method, "no_detection_count", 0))}
+               "precision": prec.name, "text_path": getattr(model.method, "text_path", None) or "",
+               **skips.row(split), **prov}
         write_json_atomic(result_path(out_dir, name, split, seed), row)
         rows.append(row)
-    if rows and rows[-1]["no_detection_count"]:
-        log.warning("%s seed %d: %d key frames had no usable detection; the method fell back to the whole frame",
-                    name, seed, rows[-1]["no_detection_count"])
+        if row["no_detection_count"]:
+            log.warning("%s seed %d, %s: %d key frames had no usable detection; the method fell back to the whole "
+                        "frame", name, seed, split, row["no_detection_count"])
     return rows
 
 
 def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device="cpu", progress=False,
-                   skip_missing_frames=False) -> dict:
+                   skip_missing_frames=False, counter=None) -> dict:
     """Predictions (saved), metrics, bootstrap CIs, by-people breakdown, swap control, rephrasing."""
     e = cfg.eval
     pdir = Path(out_dir) / "predictions"
 
     main = D.is_main()
 
-    def run(instances=None, tag=""):
+    def run(instances=None, tag="", net=None):
         ds, loader = make_loader(source, split, cfg, model.needs, shuffle=False,
                                  skip_missing_frames=skip_missing_frames, instances=instances)
         order = [i.key for i in ds.instances] if D.rank_world()[1] > 1 else None
-        pred = predict(model, loader, text_cache, device, progress and main, desc=f"{name} {split}{tag}", order=order)
+        met = counter.for_split(split) if counter is not None and not tag else None
+        pred = predict(model if net is None else net, loader, text_cache, device, progress and main,
+                       desc=f"{name} {split}{tag}", order=order,
+                       counter=met)
         if main:
             save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
         return pred, ds
 
     # every rank makes the same predictions (they gather together); only rank 0 scores them
+    if hasattr(model.method, "no_detection_count"):  # counted per split, on the split's own pass only
+        model.method.no_detection_count = 0
     pred, ds = run()
-    swapped = ev.swapped_references(source.splits[split]) if e.get("swap_control", True) else []
+    no_det = int(getattr(model.method, "no_detection_count", 0))
+    kept = ds.instances  # without the instances skipped for unreadable frames (counted in the row)
+    swapped = ev.swapped_references(kept) if e.get("swap_control", True) else []
     pred_swapped = run(swapped, "__swap")[0] if swapped else None
-    rephrased = [run(ev.rephrased_instances(source.splits[split], v, source.root, seed=0), f"__rephrase{v}")[0]
+    rephrased = [run(ev.rephrased_instances(kept, v, source.root, seed=0), f"__rephrase{v}")[0]
                  for v in (1, 2)] if e.get("rephrase", False) else []
+    controls = diag.control_predictions(lambda i, t, n: run(i, t, n)[0], model, source, split, e)
     if not main:
         return None
     out = ev.score_predictions(pred, e.get("iou_gate"))
     out["skipped_instances"] = len(ds.skipped)
+    out["no_detection_count"] = no_det
     if e.get("n_boot", 0):
         out.update(ev.confidence_intervals(pred, int(e.n_boot), seed))
     out.update(ev.by_people(pred, source.splits[split]))
-    if pred_swapped is not None:
+    if pred_swapped is not None and len(pred_swapped["keys"]):
         out.update(ev.swap_control(pred, pred_swapped))
     if rephrased:
         vals = [{k: out[k] for k in ("mIoU", "mAP", "AUROC")}] + [ev.core_metrics(p) for p in rephrased]
         for m in ("mIoU", "mAP", "AUROC"):
             out[f"rephrase_{m}"] = float(np.mean([v[m] for v in vals]))
+    out.update(diag.diagnostics(pred, source, split, controls))  # factor breakdowns and controls (synthetic data)
     return out

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.ava import ava_classes
-from ..data.refava import SPLITS, annotation_path, jsonl_path, load_split
+from ..data.refava import SPLITS, AnnotationFileMissing, annotation_path, jsonl_path, load_split
 
 
 def _split_stats(instances) -> dict:
@@ -40,7 +40,7 @@ def convert_refava(data_root: str | Path, out: str | Path, splits=None) -> dict:
     splits = splits or [s for s in SPLITS if any(annotation_path(data_root, s, k).is_file()
                                                   for k in ("keyframe", "label", "description"))]
     if not splits:
-        raise FileNotFoundError(f"no released pickles under {data_root}/annotations "
+        raise AnnotationFileMissing(f"no released pickles under {data_root}/annotations "
                                 f"(expected {{split}}_set_{{keyframe,label,description}}_crr_final.pkl)")
     report = {"source": str(data_root), "splits": {}}
     for split in splits:
@@ -53,8 +53,9 @@ def convert_refava(data_root: str | Path, out: str | Path, splits=None) -> dict:
                                     "person_id": i.person_id, "box": list(i.box), "actions": list(i.actions),
                                     "text": i.text}, ensure_ascii=False) + "\n")
         os.replace(tmp, dst)
-        report["splits"][split] = {**_split_stats(instances),
-                                   "rejected": [{"key": k, "reason": r} for k, r in rep.skipped],
+        absent = set().union(*rep.missing.values()) if rep.missing else set()
+        report["splits"][split] = {**_split_stats(instances),  # keys absent from a file: under missing_keys only
+                                   "rejected": [{"key": k, "reason": r} for k, r in rep.skipped if k not in absent],
                                    "missing_keys": {k: v for k, v in rep.missing.items()}}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))

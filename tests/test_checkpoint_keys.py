@@ -1,0 +1,136 @@
+"""Checkpoint key mapping against the key names and shapes of the published layouts (tests/data/checkpoint_keys/,
+written by make_key_lists.py there from the publishers' own model code; no weights are stored or downloaded).
+
+Each test writes a file in the published container, with every listed key at its listed shape (zero tensors
+expanded from one element, so a 350 MB checkpoint is a few hundred bytes on disk), and loads it into our full
+config's module on the meta device with ``load_into``, as the method's ``pretrained=`` does.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ravar_bench
+from ravar_bench.encoders.aal import MMACTION_NON_BACKBONE
+from ravar_bench.encoders.checkpoint import CheckpointShapeError, load_into
+
+# loading into the meta device copies nothing (torch says so once per tensor): only the key mapping is under test
+pytestmark = pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter:UserWarning")
+KEYS = Path(__file__).resolve().parent / "data" / "checkpoint_keys"
+# what mmengine's CheckpointHook keeps in 'meta': numpy scalars and arrays among plain values
+MMENGINE_META = {"epoch": 100, "iter": np.int64(93850), "seed": np.int64(1234), "mmengine_version": "0.7.3",
+                 "hook_msgs": {"best_score": np.float64(0.7318), "last_ckpt": "work_dirs/epoch_100.pth"},
+                 "dataset_meta": {"classes": np.array([0, 1, 2])}, "time": "20220812_123456"}
+
+
+def published(name: str) -> dict:
+    """key -> shape of the published file ``name`` (its header lines say where the list came from)."""
+    out = {}
+    for line in (KEYS / f"{name}.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape = line.split("\t")
+        out[key] = tuple(int(s) for s in shape.split(",") if s)
+    assert out, name
+    return out
+
+
+def _tensors(keys: dict, prefix: str = "") -> dict:
+    return {prefix + k: torch.zeros(()).expand(s) for k, s in keys.items()}
+
+
+def _build_with(name: str, option: str, path: Path, caplog):
+    """The method's full config with ``option=path`` (its own pretrained= path), on the meta device; the log records
+    of the load."""
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        model = ravar_bench.build_method(name, "full", cfg_options={option: str(path)}, device="meta")
+    return model, [r.getMessage() for r in caplog.records if "missing keys" in r.getMessage() or
+                   "not loaded on purpose" in r.getMessage()]
+
+
+def _save(tmp_path, obj, name="ckpt.pth") -> Path:
+    p = tmp_path / name
+    torch.save(obj, p)
+    assert p.stat().st_size < 1_000_000  # zero tensors expanded from one element: no weights on disk
+    return p
+
+
+@pytest.mark.parametrize("name", ["i3d", "x3d", "mvitv2_b", "videomae2_b"])
+def test_mmaction2_published_checkpoints_load_into_the_full_backbone(name, tmp_path, caplog):
+    keys = published(name)
+    # the synthetic extra: a preprocessor that saved its mean / std (mmaction2 1.2.0's does not: non-persistent)
+    sd = {**_tensors(keys), "data_preprocessor.mean": torch.zeros(3, 1, 1, 1), "data_preprocessor.std": torch.ones(3, 1, 1, 1)}
+    path = _save(tmp_path, {"meta": MMENGINE_META, "state_dict": sd})
+    # through the method's own model.pretrained: nothing missing or unexpected, the classifier left out on purpose
+    model, msgs = _build_with(name, "model.pretrained", path, caplog)
+    n_ignored = sum(k.startswith("cls_head.") for k in keys) + 2
+    assert len(msgs) == 1 and f"{n_ignored} keys not loaded on purpose" in msgs[0], msgs
+    backbone = model.method.backbone
+    rep = load_into(backbone, path, what=name, ignore_prefixes=MMACTION_NON_BACKBONE, strict=True)
+    assert rep["missing"] == [] and rep["unexpected"] == []
+    assert sorted(rep["ignored"]) == sorted([k for k in keys if k.startswith("cls_head.")] +
+                                            ["data_preprocessor.mean", "data_preprocessor.std"])
+    # every listed backbone tensor has the shape the full config builds
+    own = backbone.state_dict()
+    assert {k[len("backbone."):]: s for k, s in keys.items() if k.startswith("backbone.")} == \
+        {k: tuple(v.shape) for k, v in own.items()}
+
+
+def test_hiera_published_checkpoint_loads_into_the_full_backbone(tmp_path, caplog):
+    keys = published("hiera_b")
+    path = _save(tmp_path, {"model_state": _tensors(keys)})
+    model, msgs = _build_with("hiera_b", "model.pretrained", path, caplog)
+    assert len(msgs) == 1 and "2 keys not loaded on purpose" in msgs[0], msgs
+    backbone = model.method.backbone
+    rep = load_into(backbone, path, what="Hiera checkpoint", ignore_prefixes=("head.",), strict=True)
+    assert rep["missing"] == [] and rep["unexpected"] == []
+    assert sorted(rep["ignored"]) == sorted(k for k in keys if k.startswith("head."))
+
+
+@pytest.mark.parametrize("prefix", ["", "module.", "clip."])
+def test_clip_checkpoint_prefixes_are_stripped(prefix, tmp_path, caplog):
+    """open_clip's file has no prefix; a DDP-saved one has ``module.``, CLIP4Clip's own ``clip.``."""
+    keys = published("clip_vit_b32")  # ViT-B-32-quickgelu differs only in its activation: the same keys
+    path = _save(tmp_path, _tensors(keys, prefix))
+    model, msgs = _build_with("clip4clip", "model.clip.pretrained", path, caplog)
+    assert msgs == []  # nothing missing, unexpected or left out
+    tower = model.method.clip
+    rep = load_into(tower, path, strip_prefixes=("module.", "clip."), what="open_clip checkpoint", strict=True)
+    assert rep == {"missing": [], "unexpected": [], "ignored": []}
+
+
+def test_missing_unexpected_and_shape_report(tmp_path, caplog):
+    keys = published("x3d")
+    backbone = ravar_bench.build_method("x3d", "full", device="meta").method.backbone
+    sd = _tensors(keys)
+    gone = ["backbone.conv1_s.conv.weight", "backbone.layer4.0.conv2.bn.running_var"]
+    for k in gone:
+        sd.pop(k)
+    sd["backbone.extra_block.weight"] = torch.zeros(4)
+    path = _save(tmp_path, {"meta": MMENGINE_META, "state_dict": sd})
+    rep = load_into(backbone, path, what="x3d", ignore_prefixes=MMACTION_NON_BACKBONE)
+    assert sorted(rep["missing"]) == sorted(k[len("backbone."):] for k in gone)
+    assert rep["unexpected"] == ["extra_block.weight"]
+    assert "2 missing keys" in caplog.text and "1 unexpected keys" in caplog.text
+    with pytest.raises(KeyError, match=r"2 missing keys .*conv1_s\.conv\.weight"):
+        load_into(backbone, path, what="x3d", ignore_prefixes=MMACTION_NON_BACKBONE, strict=True)
+    # a tensor of another shape (a checkpoint for another width) is an error naming the key, never a skip
+    sd = _tensors(keys)
+    sd["backbone.conv1_s.conv.weight"] = torch.zeros(()).expand(32, 3, 1, 3, 3)
+    with pytest.raises(CheckpointShapeError, match=r"conv1_s\.conv\.weight.*\(32, 3, 1, 3, 3\).*\(24, 3, 1, 3, 3\)"):
+        load_into(backbone, _save(tmp_path, {"meta": MMENGINE_META, "state_dict": sd}, "wide.pth"), what="x3d")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_meta_with_code_is_refused(tmp_path):
+    """numpy scalars in 'meta' load without a full unpickle; anything that would run code does not."""
+    path = _save(tmp_path, {"meta": {**MMENGINE_META, "hook": _Payload()}, "state_dict": _tensors(published("x3d"))})
+    backbone = ravar_bench.build_method("x3d", "full", device="meta").method.backbone
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        load_into(backbone, path, what="x3d", ignore_prefixes=MMACTION_NON_BACKBONE)

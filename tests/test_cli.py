@@ -1,0 +1,80 @@
+"""The ``ravar-bench`` command: bad usage is one line on stderr and exit code 2, never a traceback; the
+subcommands and the tools/ scripts are the same code."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ravar_bench.cli import COMMANDS, build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _usage_error(capsys, argv) -> str:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_unknown_method_names_the_closest(capsys):
+    err = _usage_error(capsys, ["run", "--methods", "nosuch"])
+    assert "unknown method 'nosuch'" in err and "closest registered:" in err
+    err = _usage_error(capsys, ["run", "--methods", "x3d,clip4clipp"])
+    assert "closest registered: clip4clip" in err
+
+
+def test_bad_options_configs_and_data_roots(capsys, tmp_path):
+    err = _usage_error(capsys, ["run", "--methods", "x3d", "--cfg-options", "train.bach_size=8"])
+    assert "did you mean 'train.batch_size'" in err
+    err = _usage_error(capsys, ["run", "--methods", "x3d", "--config-set", "tiny+nope"])
+    assert "no config overlay 'nope'" in err
+    err = _usage_error(capsys, ["run", "--methods", "x3d", "--config-set", "huge"])
+    assert "config_set must be one of" in err
+    err = _usage_error(capsys, ["run", "--methods", "x3d", "--data", "refava", "--data-root", str(tmp_path)])
+    assert "no annotations/ folder" in err
+    err = _usage_error(capsys, ["run", "--methods", "x3d", "--data", "refava"])
+    assert "needs --data-root" in err
+    err = _usage_error(capsys, ["run", "--methods", str(tmp_path / "missing_cfg.py")])
+    assert "no such config file" in err
+    err = _usage_error(capsys, ["run", "--plugins", "no_such_plugin_mod", "--methods", "x3d"])
+    assert "no_such_plugin_mod" in err
+    err = _usage_error(capsys, ["leaderboard", str(tmp_path)])
+    assert "no results.csv" in err
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--no-such-flag"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments: --no-such-flag" in err
+
+
+def test_list_shows_family_paper_row_source_and_configs(capsys):
+    assert main(["list", "refatomnet*"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("refatomnet "))
+    assert "Ours" in line and "RefAtomNet" in line and "refatomnet.py" in line and "tiny, full" in line
+    assert "released" in line  # the overlay
+    assert "x3d" not in out
+
+
+def test_every_subcommand_has_help_and_a_tool():
+    ap = build_parser()
+    for name, (_, _, _, tool) in COMMANDS.items():
+        with pytest.raises(SystemExit) as e:
+            ap.parse_args([name, "--help"])
+        assert e.value.code == 0
+        if tool:
+            text = (ROOT / "tools" / tool).read_text()
+            assert f'tool_main("{name}"' in text
+
+
+def test_tool_script_exits_2_without_traceback():
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_bench.py"), "--methods", "nosuch"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "run_bench.py: error: unknown method" in r.stderr
