@@ -15,8 +15,8 @@ Three token streams, each brought to ``num_tokens`` tokens of width ``width`` (C
 - location-semantic (LS, Eq. 2-3; Eq. 2, the frozen DETR, runs in the data pipeline): ``P_LS(Concat[cat_emb, boxes])`` per detection (Linear Dt+4 -> C), detections
   that are not valid (``mask`` False) multiplied by 0. With the HOG detector (no DETR checkpoint) every detection is
   a "person": the category part is one constant vector for every token, so the stream carries the boxes only.
-  The detections arrive sorted by score and thresholded (ravar_bench/data/dataset.py); the released code's
-  per-query layout (all 100 DETR queries in query order) would need the detections cache written that way.
+  The detections arrive sorted by score and thresholded (ravar_bench/data/dataset.py), except under the released
+  overlay, which reads a per-query cache (``detect --per-query``: all 100 DETR queries in query order) as it is.
 The cross-stream fusions (Eq. 8-9) add the other streams' attention maps (B, h, Na, N) and agent tokens, so all
 streams need the same token count N: a Linear over the token axis maps L -> N (text) and No -> N (location),
 the device the released code itself uses (Linear(100 -> 32) for detections, Linear(1 -> 32) for text). N is the

@@ -379,6 +379,9 @@ def add_detect_args(ap):
     ap.add_argument("--detector", default=None, choices=["detr", "hog"], help="default: detr with --checkpoint, else hog")
     ap.add_argument("--checkpoint", default=None, help="local DETR folder (config.json + weights)")
     ap.add_argument("--window", type=int, default=90)
+    ap.add_argument("--per-query", action="store_true",
+                    help="DETR only: keep every query in query order (the released RefAtomNet code's layout; "
+                         "read it with --config-set full+released)")
     ap.add_argument("--no-progress", action="store_true")
 
 
@@ -390,9 +393,13 @@ def cmd_detect(args, command: str) -> int:
     from .realdata.detect import precompute_detections
 
     det = args.detector or ("detr" if args.checkpoint else "hog")
+    if args.per_query and det != "detr":
+        raise UsageError("--per-query is DETR's query layout: it needs --detector detr --checkpoint DIR")
+    extra = {"per_query": True} if args.per_query else {}
     splits = ["train", "val", "test"] if args.split == "all" else [args.split]
     for s in splits:
-        p = precompute_detections(args.data_root, s, det, args.checkpoint, window=args.window, progress=not args.no_progress)
+        p = precompute_detections(args.data_root, s, det, args.checkpoint, window=args.window, progress=not args.no_progress,
+                                  **extra)
         print(f"{s}: wrote {p}")
     return 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
+from .data.dataset import DATA_KEYS
 from .errors import UsageError
 from .head import RavarModel, SharedHead, ravar_loss
 from .registry import BASE_CONFIG_DIR, METHODS, method_info
@@ -57,12 +58,14 @@ def _flat_keys(d: dict, prefix: str = "") -> set[str]:
 
 @functools.lru_cache(maxsize=None)
 def base_keys() -> frozenset[str]:
-    """The keys of every base config (``configs/_base_/*.py``) and of the shared head and loss's parameters."""
+    """The keys of every base config (``configs/_base_/*.py``), the shared head and loss's parameters and the
+    data keys the clip dataset reads (``data.dataset.DATA_KEYS``)."""
     keys: set[str] = set()
     for f in sorted(BASE_CONFIG_DIR.glob("*.py")):
         keys |= _flat_keys(Config.fromfile(str(f)).to_dict())
     for section, fn, skip in (("head", SharedHead.__init__, 2), ("loss", ravar_loss, 4)):
         keys |= {f"{section}.{p}" for p in list(inspect.signature(fn).parameters)[skip:]}
+    keys |= {f"data.{k}" for k in DATA_KEYS}
     return frozenset(keys | _RESERVED)
 
 

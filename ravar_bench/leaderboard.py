@@ -281,7 +281,10 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
                 parts += [f"## Also run: {fam} variants", "", render_markdown(df, suite, protocol, families=(fam,))]
     if png:
         parts += [f"![mAP per method]({png.name})", ""]
-    parts += extra_md or []
+    if extra_md is None:  # a rebuild from results.csv keeps the pictures the main job drew beside it
+        extra_md = [x for name, alt in (("per_class_ap.png", "per-class AP"), ("qualitative.png", "qualitative"))
+                    if (out_dir / name).is_file() for x in (f"![{alt}]({name})", "")]
+    parts += extra_md
     order = _rows_in_order(df, methods)
     parts += diagnostic_sections(df, out_dir, order, stem)  # factor breakdowns and controls (RefAVA-Synth runs)
     parts += stability_section(out_dir, order, stability_with, stem)  # rank intervals; rho against another run

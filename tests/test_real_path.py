@@ -299,3 +299,31 @@ def test_detr_detections_from_a_local_checkpoint(tmp_path, tiny_synth_root):
     assert sum(len(v) for v in dets.values()) > 0
     with pytest.raises(FileNotFoundError, match="no DETR checkpoint"):
         precompute_detections(root, "val", detector="detr", checkpoint=tmp_path / "nowhere", progress=False)
+
+    # the released code's per-query layout: every query, in query order, scores as DETR's own softmax gives them
+    precompute_detections(root, "val", detector="detr", checkpoint=ck, per_query=True, progress=False)
+    pq = read_detections(root, "val")
+    from ravar_bench.data.frames import FrameLayout, read_frame
+    from transformers import DetrImageProcessor
+
+    inst = load_split(root, "val")[0][0]
+    img = read_frame(FrameLayout().path(root / "frames", inst.video_id, FrameLayout().key_index(inst.timestamp)))
+    model = DetrForObjectDetection.from_pretrained(ck).eval()
+    with torch.no_grad():
+        logits = model(**DetrImageProcessor()(images=img.permute(1, 2, 0).numpy(), return_tensors="pt")).logits[0]
+    want = logits.softmax(-1)[:, :-1].max(-1).values  # per query, best real class, "no object" left out
+    rows = pq[inst.clip_key]
+    assert len(rows) == cfg.num_queries
+    assert [r[4] for r in rows] == pytest.approx(want.tolist(), abs=1e-5)
+    assert sorted(want.tolist(), reverse=True) != want.tolist()  # so query order is not score order by chance
+
+    from ravar_bench.config import load_config
+    from ravar_bench.data.dataset import ClipDataset
+
+    released = dict(load_config("refatomnet", "tiny+released").data)
+    assert released["detections_order"] == "as_cached"
+    as_cached = ClipDataset([inst], root, {**released, "num_dets": cfg.num_queries}, {"detections"}, detections=pq)
+    by_score = ClipDataset([inst], root, {**released, "num_dets": cfg.num_queries, "detections_order": "score"},
+                           {"detections"}, detections=pq)
+    assert as_cached[0]["detections"]["scores"].tolist() == pytest.approx(want.tolist(), abs=1e-5)
+    assert by_score[0]["detections"]["scores"].tolist() == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-5)

@@ -14,3 +14,7 @@ model = dict(
 head = dict(cls_hidden=(512, 256), box_hidden=(512, 128), dropout=0.2, box_activation="none")
 # Loss = MSE(box) + 5 * BCE: the released code weights BCE, the paper weights MSE.
 loss = dict(box_weight=1.0, cls_weight=5.0)
+# The released location stream is a Linear over DETR's 100 query slots: read a per-query detections cache
+# (`ravar-bench detect --detector detr --per-query`: every query, in query order) in its own order. A cache sorted
+# by score (HOG, RefAVA-Synth, DETR without --per-query) reads the same either way.
+data = dict(detections_order="as_cached")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .ava import NUM_CLASSES
 from .coco import COCO_ID
 from .detections import MAKER_TOOL, detections_path
@@ -57,6 +57,12 @@ def jpeg_problem(path: Path) -> str | None:
     return None
 
 
+# Every key of a config's ``data`` section that ClipDataset reads; config.base_keys() accepts them, so the optional
+# ones (read with a default) need not stand in configs/_base_.
+DATA_KEYS = ("pattern", "fps", "start_second", "index_offset", "window", "num_frames", "frame_stride", "img_size",
+             "keyframe_size", "mean", "std", "num_dets", "detections_order", "cache_decoded")
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
 
@@ -82,6 +88,10 @@ class ClipDataset(torch.utils.data.Dataset):
         self.size, self.key_size = data["img_size"], data.get("keyframe_size", data["img_size"])
         self.mean, self.std = data["mean"], data["std"]
         self.num_dets = int(data.get("num_dets", 16))
+        # "as_cached" keeps a per-query cache's query order (the released RefAtomNet layout); "score": best first
+        self.detections_order = data.get("detections_order", "score")
+        if self.detections_order not in ("score", "as_cached"):
+            raise UsageError(f"data.detections_order must be 'score' or 'as_cached', got {self.detections_order!r}")
         self.cache_decoded = bool(data.get("cache_decoded", True))
         self.needs = frozenset(needs)
         if "detections" in self.needs and detections is None:
@@ -179,14 +189,16 @@ class ClipDataset(torch.utils.data.Dataset):
         rows = self.detections.get(inst.key)
         if rows is None:
             rows = self.detections.get(inst.clip_key, [])
-        rows = sorted(rows, key=lambda r: -r[4])[: self.num_dets]
+        if self.detections_order == "score":
+            rows = sorted(rows, key=lambda r: -r[4])
+        rows = rows[: self.num_dets]
         n = self.num_dets
         boxes, scores = torch.zeros(n, 4), torch.zeros(n)
         mask, cats = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long)
         names = ["N/A"] * n
         for k, r in enumerate(rows):
             boxes[k] = torch.tensor(r[:4], dtype=torch.float32)
-            scores[k], mask[k], cats[k], names[k] = float(r[4]), True, COCO_ID[r[5]], r[5]
+            scores[k], mask[k], cats[k], names[k] = float(r[4]), True, COCO_ID.get(r[5], 0), r[5]
         return {"boxes": boxes, "scores": scores, "mask": mask, "cat_ids": cats, "cat_names": names}
 
     def __getitem__(self, i: int) -> dict:

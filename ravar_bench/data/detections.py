@@ -4,7 +4,9 @@
     {"format": "ravar-detections-v1", "detector": "...", "split": "...",
      "detections": {"<video_id>___<t>___<pid>": [[x1, y1, x2, y2, score, "category"], ...], ...}}
 
-Boxes are normalised x1y1x2y2; the category is a COCO name. Plain JSON (not a pickle) so that a cache
+Boxes are normalised x1y1x2y2; the category is a COCO name ("N/A" only in a per-query cache, for a
+query whose class has no COCO name). A cache is sorted by score, or, made with ``--per-query`` (the released
+RefAtomNet code's layout), holds every DETR query in query order. Plain JSON (not a pickle) so that a cache
 from elsewhere cannot run code. Written by the synthetic generator and tools/precompute_detections.py.
 """
 from __future__ import annotations
@@ -64,7 +66,7 @@ def read_detections(root: str | Path, split: str) -> dict:
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r[:5])):
                 raise DetectionsError(f"{p}: key {key!r}: a detection must be [x1, y1, x2, y2, score, category], "
                                       f"got {r!r:.80}")
-            if not isinstance(r[5], str) or r[5] not in COCO_ID:
+            if not isinstance(r[5], str) or (r[5] not in COCO_ID and r[5] != "N/A"):  # "N/A": a per-query slot
                 raise DetectionsError(f"{p}: key {key!r}: unknown COCO category {r[5]!r}")
             if not (0 <= r[0] <= r[2] <= 1 and 0 <= r[1] <= r[3] <= 1):
                 raise DetectionsError(f"{p}: key {key!r}: detection box outside [0, 1] or with x2<x1 / y2<y1: {r[:4]}")

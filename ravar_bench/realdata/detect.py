@@ -57,7 +57,7 @@ class DetrDetector:
 
     name = "detr"
 
-    def __init__(self, checkpoint: str | Path, threshold: float = 0.5, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path, threshold: float = 0.5, device: str = "cpu", per_query: bool = False):
         import torch
         from transformers import DetrForObjectDetection, DetrImageProcessor
 
@@ -71,9 +71,11 @@ class DetrDetector:
             self.processor = DetrImageProcessor.from_pretrained(str(ck), local_files_only=True)
         except OSError:  # no preprocessor_config.json: DETR's documented defaults
             self.processor = DetrImageProcessor()
-        self.threshold, self.device, self.torch = threshold, device, torch
+        # per_query: the released code's layout - every query kept, in query order, whatever its score or class
+        # (its location stream is a Linear over the query axis, so a query's position is its identity)
+        self.threshold, self.device, self.torch, self.per_query = threshold, device, torch, per_query
         self.id2label = self.model.config.id2label
-        self.name = f"detr:{ck.name}"
+        self.name = f"detr:{ck.name}" + (":per-query" if per_query else "")
 
     def __call__(self, rgb: np.ndarray) -> list[list]:
         from ..data.coco import COCO_ID, COCO_NAMES
@@ -82,19 +84,22 @@ class DetrDetector:
         inputs = self.processor(images=rgb, return_tensors="pt").to(self.device)
         with self.torch.no_grad():
             outputs = self.model(**inputs)
-        res = self.processor.post_process_object_detection(outputs, threshold=self.threshold, target_sizes=[(h, w)])[0]
+        # threshold -1 keeps every query (post-processing masks with score > threshold, which keeps the order)
+        thr = -1.0 if self.per_query else self.threshold
+        res = self.processor.post_process_object_detection(outputs, threshold=thr, target_sizes=[(h, w)])[0]
         out = []
         for s, l, b in zip(res["scores"].tolist(), res["labels"].tolist(), res["boxes"].tolist()):
             name = self.id2label.get(int(l), "N/A")
             if name not in COCO_ID:  # fall back to DETR's 91-way COCO ids when the config has generic labels
                 name = COCO_NAMES[int(l)] if 0 <= int(l) < len(COCO_NAMES) else "N/A"
-            if name not in COCO_ID:
-                continue
             x1, y1, x2, y2 = _clip01([b[0] / w, b[1] / h, b[2] / w, b[3] / h])
-            if x2 <= x1 or y2 <= y1:
+            if self.per_query:  # keep the slot: an unnamed class is "N/A", a degenerate box stays degenerate
+                out.append([x1, y1, max(x1, x2), max(y1, y2), float(s), name if name in COCO_ID else "N/A"])
+                continue
+            if name not in COCO_ID or x2 <= x1 or y2 <= y1:
                 continue
             out.append([x1, y1, x2, y2, float(s), name])
-        return sorted(out, key=lambda r: -r[4])
+        return out if self.per_query else sorted(out, key=lambda r: -r[4])
 
 
 def make_detector(kind: str = "hog", checkpoint: str | Path | None = None, **kw):
