@@ -32,7 +32,7 @@ Two modes (``variant``):
 - ``"paper"`` (default): the equations as written: alpha = 0.125, Eq. 9 a sum, Eq. 12 a mean of the three
   streams; loss BCE + 5 * MSE (configs/_base_/runtime.py's ``loss``).
 - ``"released"`` (configs/refatomnet/released.py): what the authors' code computes (see
-  shared/reference/refatomnet-released-code.md): scale head_dim ** -0.5 (768 ** -0.5), LayerNorm + qkv without
+  docs/reference/refatomnet-released-code.md): scale head_dim ** -0.5 (768 ** -0.5), LayerNorm + qkv without
   bias + agents from an MLP on Q averaged over tokens, Han et al.'s operand order (aggregate with K, broadcast
   with Q), the second softmax of Eq. 8-9 over the size-1 head axis, Eq. 9 as a 3-term average with identity,
   fused agents only in the broadcast map, residual pre-norm blocks, the text as ONE vector (mean over all L

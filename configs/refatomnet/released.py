@@ -1,4 +1,4 @@
-# The released code's choices (shared/reference/refatomnet-released-code.md), an OVERLAY merged over
+# The released code's choices (docs/reference/refatomnet-released-code.md), an OVERLAY merged over
 # configs/refatomnet/tiny.py or full.py by load_config("refatomnet", "full+released") (or released_config("full")):
 #   build_from_config(load_config("refatomnet", "full+released"), device="meta")
 # On the command line: tools/run_bench.py --methods refatomnet --config-set tiny+released (or full+released), or

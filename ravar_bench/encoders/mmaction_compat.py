@@ -1,6 +1,6 @@
 """Make mmaction2 1.2.0 (PyPI) importable beside transformers 5; apply once, before importing mmaction.
 
-Two defects of the released wheel (see shared/reference/stack-notes.md):
+Two defects of the released wheel (see docs/reference/stack-notes.md):
 1. the wheel lacks ``mmaction/models/localizers/drn/`` that ``localizers/__init__.py`` imports
    (upstream open-mmlab/mmaction2#2714). We register an empty stand-in package for that one module;
    DRN is a temporal-grounding localiser nobody here builds.
