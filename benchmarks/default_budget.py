@@ -36,15 +36,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ravar_bench.errors import UsageError  # noqa: E402  (one line on stderr, exit code 2)
 from ravar_bench.registry import TABLE2_FAMILIES, method_info  # noqa: E402
 from ravar_bench.stability import compare_runs  # noqa: E402
 from ravar_bench.stats import paired_bootstrap_p  # noqa: E402
 
 TEXT_KEYS = {"text", "text_emb", "text_tokens"}
-
-
-class UsageError(Exception):
-    """A mistake in the command line or the given folders: one line on stderr, exit code 2."""
 CHANCE = "chance"
 P_LEVEL = 0.01
 
