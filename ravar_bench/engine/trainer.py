@@ -152,7 +152,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     ckpt_path, final_path = work / "last.pt", work / "model.pt"
     ckpt_prov = None
     if ckpt_path.is_file():
-        ckpt_prov = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("provenance")
+        # memory-mapped: only the provenance entry is read here (a full-config checkpoint is gigabytes)
+        ckpt_prov = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True).get("provenance")
     model_ok, ckpt_ok = usable = reuse.run_folder_usable(work, prov, force, ckpt_prov)
     D.barrier()  # every rank has decided before rank 0 moves stale weights aside
     if main:
@@ -170,8 +171,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     skips = SkipCounter(source, ("train", *splits))
     skips.preflight({s: make_loader(source, s, cfg, needs, shuffle=False, skip_missing_frames=skip_missing_frames)[0]
                      for s in ("train", *splits)})
-    rank, world = D.rank_world()
-    main = rank == 0
+    world = D.rank_world()[1]
     caches = frozen_caches(model)
     if caches:
         # + the resolved precision: "auto" is fp32 on a CPU and bf16 on a GPU, and the frozen tower's outputs differ
