@@ -11,6 +11,7 @@ declares, or ``model.<constructor parameter>``; a typo is a UsageError naming th
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import functools
 import inspect
@@ -198,6 +199,27 @@ def model_kwargs(cfg: Config) -> dict:
     return kwargs
 
 
+def actor_config(cfg: Config, size: int | None) -> Config:
+    """The config of the actor pass's instance: the method's own, built for ``size`` px crops (None: unchanged).
+    The clip's and key frame's sizes become ``size``, and so does every ``image_size`` inside the model section
+    that states the clip's size (the CLIP towers' ``clip.vision.image_size``), so that one number sets them all."""
+    if size is None:
+        return cfg
+    out = copy.deepcopy(cfg)
+    old = {out.data.get("img_size"), out.data.get("keyframe_size")}
+
+    def visit(node):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                visit(v)
+            elif k == "image_size" and v in old:
+                node[k] = size
+
+    visit(out.model)
+    out.data.img_size = out.data.keyframe_size = size
+    return out
+
+
 def build_from_config(cfg: Config, device: str | torch.device | None = None) -> RavarModel:
     """Build method + shared head. ``device="meta"`` builds without memory (for full-size counts)."""
     info = method_info(cfg.model["type"])
@@ -208,7 +230,9 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         if not method.feat_dim:
             raise RuntimeError(f"{info.name}: the method must set self.feat_dim in __init__")
         head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
-    return RavarModel(method, head)
+        # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/head.py)
+        actor = cls(**model_kwargs(actor_config(cfg, head.actor_size))) if head.actor_pass else None
+    return RavarModel(method, head, actor)
 
 
 def build_method(name: str, config_set: str = "tiny", cfg_options: dict | None = None,
@@ -221,5 +245,5 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["load_config", "build_method", "build_from_config", "count_params", "model_kwargs", "known_keys",
+__all__ = ["load_config", "actor_config", "build_method", "build_from_config", "count_params", "model_kwargs", "known_keys",
            "check_option_keys"]

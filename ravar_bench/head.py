@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .actor_crop import actor_batch
+
 NUM_CLASSES = 80
 
 
@@ -95,7 +97,8 @@ class SharedHead(nn.Module):
 
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,
                  box_activation: str = "sigmoid", num_classes: int = NUM_CLASSES, box_mode: str = "regress",
-                 map_dim: int = 0, cand_hidden: int = 64, select_weight: float = 1.0):
+                 map_dim: int = 0, cand_hidden: int = 64, select_weight: float = 1.0, actor_pass: bool = False,
+                 actor_size: int | None = None):
         super().__init__()
         if box_activation not in ("sigmoid", "none"):
             raise ValueError(f"head.box_activation must be 'sigmoid' or 'none', got {box_activation!r}")
@@ -105,7 +108,10 @@ class SharedHead(nn.Module):
         self.select_weight = float(select_weight)
         self.select_loss = None  # set in training forward (candidate mode); RavarModel hands it to the engine
         self.map_dim = int(map_dim) if box_mode == "candidates" else 0
-        self.cls = _mlp(in_dim + self.map_dim, tuple(cls_hidden), num_classes, dropout, dropout_first=True)
+        self.actor_pass = bool(actor_pass)
+        self.actor_size = None if actor_size is None else int(actor_size)  # the crop's side in px (None: the clip's)
+        cls_in = in_dim + self.map_dim + (in_dim if self.actor_pass else 0)
+        self.cls = _mlp(cls_in, tuple(cls_hidden), num_classes, dropout, dropout_first=True)
         self.box = _mlp(in_dim, tuple(box_hidden), 4, 0.0, dropout_first=True)
         self.box_activation = box_activation
         if box_mode == "candidates":
@@ -122,13 +128,30 @@ class SharedHead(nn.Module):
                 self.region_q = nn.Linear(in_dim, cand_hidden)
 
     def forward(self, feats: torch.Tensor, detections: dict | None = None,
-                spatial_map: torch.Tensor | None = None, gt_boxes: torch.Tensor | None = None):
+                spatial_map: torch.Tensor | None = None, gt_boxes: torch.Tensor | None = None,
+                actor_feats: torch.Tensor | None = None):
+        boxes, cls_in = self.locate(feats, detections, spatial_map, gt_boxes)
+        return self.classify(cls_in, actor_feats), boxes
+
+    def classify(self, cls_in: torch.Tensor, actor_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """The 80 logits from what :meth:`locate` passed on, plus (``actor_pass``) the method's feature of the
+        actor-centred second pass (RavarModel)."""
+        if self.actor_pass:
+            if actor_feats is None:
+                raise ValueError("the head was built with actor_pass=True: it needs the actor pass's features "
+                                 "(RavarModel runs that pass)")
+            cls_in = torch.cat([cls_in, actor_feats], dim=-1)
+        return self.cls(cls_in)
+
+    def locate(self, feats: torch.Tensor, detections: dict | None = None, spatial_map: torch.Tensor | None = None,
+               gt_boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(box (B, 4), the classifier's input before the actor feature)."""
         self.select_loss = None
         boxes = self.box(feats)
         if self.box_activation == "sigmoid":
             boxes = boxes.sigmoid()
         if self.box_mode == "regress":
-            return self.cls(feats), boxes
+            return boxes, feats
         if detections is None:  # no detections at all (a hand-made batch): the fallback option alone, as
             # for a key frame in which nobody was detected (RavarModel.needs asks the data pipeline for them)
             b = feats.shape[0]
@@ -164,10 +187,10 @@ class SharedHead(nn.Module):
             weights = F.one_hot(logits.argmax(dim=1), logits.shape[1]).to(weights.dtype)
         out_boxes = weights[:, :1] * boxes + torch.einsum("bn,bnk->bk", weights[:, 1:], cand_boxes)
         if region is None:
-            return self.cls(feats), out_boxes
+            return out_boxes, feats
         glob = self.region_norm(spatial_map.mean(dim=(2, 3)))  # what the fallback "selects": the whole frame
         selected = weights[:, :1] * glob + torch.einsum("bn,bnc->bc", weights[:, 1:], region)
-        return self.cls(torch.cat([feats, selected], dim=-1)), out_boxes
+        return out_boxes, torch.cat([feats, selected], dim=-1)
 
 
 def ravar_loss(logits, boxes, labels, gt_boxes, box_weight: float = 5.0, cls_weight: float = 1.0) -> dict:
@@ -183,28 +206,50 @@ def ravar_loss(logits, boxes, labels, gt_boxes, box_weight: float = 5.0, cls_wei
 
 
 class RavarModel(nn.Module):
-    """A registered method plus the shared head: ``forward(batch) -> {"logits", "boxes"}``."""
+    """A registered method plus the shared head: ``forward(batch) -> {"logits", "boxes"}``.
 
-    def __init__(self, method: nn.Module, head: SharedHead):
+    With ``head.actor_pass`` the model also holds ``actor``, a second instance of the same method (same
+    config, its own weights) that encodes the clip cropped around one person (:mod:`ravar_bench.actor_crop`);
+    the classifier reads its feature beside the whole-clip one. Why a second instance rather than the same
+    weights twice: sharing them, the whole-clip pass's box and choice losses and the crop's action loss pull
+    one small backbone two ways, and the shared backbone learned no actions from the crop (e9 in
+    benchmarks/default_levers.md), while the same backbone trained on crops alone did.
+    """
+
+    def __init__(self, method: nn.Module, head: SharedHead, actor: nn.Module | None = None):
         super().__init__()
         self.method = method
         self.head = head
+        if head.actor_pass and actor is None:
+            raise ValueError("head.actor_pass needs the actor instance of the method (build_from_config makes it)")
+        self.actor = actor
 
     @property
     def needs(self) -> frozenset:
-        if self.head.box_mode == "candidates":
-            return self.method.needs | {"detections"}
-        return self.method.needs
+        needs = self.method.needs | ({"detections"} if self.head.box_mode == "candidates" else set())
+        # the actor pass reads its fixed sentence's features, where the method reads frozen text features
+        return frozenset(needs | ({"actor_text"} if self.head.actor_pass and needs & {"text_emb", "text_tokens"} else set()))
+
+    def _check(self, feats: torch.Tensor) -> None:
+        if feats.dim() != 2 or feats.shape[1] != self.method.feat_dim:
+            raise RuntimeError(f"{self.method.method_name} returned features of shape {tuple(feats.shape)}; "
+                               f"the contract is (B, {self.method.feat_dim})")
 
     def forward(self, batch: dict) -> dict:
         self.method.spatial_map = None
         self.method.aux_loss = None  # a method with its own objective sets it in forward
         feats = self.method(batch)
-        if feats.dim() != 2 or feats.shape[1] != self.method.feat_dim:
-            raise RuntimeError(f"{self.method.method_name} returned features of shape {tuple(feats.shape)}; "
-                               f"the contract is (B, {self.method.feat_dim})")
+        self._check(feats)
         smap = self.method.spatial_map if self.head.map_dim else None
-        logits, boxes = self.head(feats, batch.get("detections"), smap, batch.get("box"))
+        boxes, cls_in = self.head.locate(feats, batch.get("detections"), smap, batch.get("box"))
+        actor = None
+        if self.head.actor_pass:
+            # Train on the true person's crop (as two-stage AVA detectors train on ground-truth boxes); evaluate
+            # on the crop of the box the method chose, so a wrong choice costs the actions too.
+            where = batch["box"] if self.training and "box" in batch else boxes
+            actor = self.actor(actor_batch(batch, where.detach(), size=self.head.actor_size))  # its own aux_loss (if any) is not used:
+            self._check(actor)  # the method's own objective belongs to the whole-clip pass
+        logits = self.head.classify(cls_in, actor)
         if self.head.select_loss is not None:  # the engine adds the method's aux_loss to the shared loss
             aux = self.method.aux_loss
             self.method.aux_loss = self.head.select_loss if aux is None else aux + self.head.select_loss

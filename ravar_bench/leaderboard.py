@@ -63,16 +63,20 @@ def _rows_in_order(df: pd.DataFrame, methods=None, families=None) -> list[str]:
     return out
 
 
+def _outside(df: pd.DataFrame) -> pd.Series:
+    """Per row: is it a method from outside the suite (a plug-in)? results.csv's ``origin`` names its module."""
+    if "origin" not in df:
+        return pd.Series(False, index=df.index)
+    return df["origin"].notna() & (df["origin"] != SUITE_ORIGIN)
+
+
 def _external(rows: pd.DataFrame) -> bool:
-    """Rows of a method from outside the suite (a plug-in): results.csv's ``origin`` names its module."""
-    return "origin" in rows and rows["origin"].notna().any() and rows["origin"].dropna().iloc[0] != SUITE_ORIGIN
+    return bool(_outside(rows).any())
 
 
 def plugin_note(df: pd.DataFrame) -> list[str]:
     """The footnote for rows marked †: which methods came from outside the suite, and from which module."""
-    if "origin" not in df:
-        return []
-    ext = df[df["origin"].notna() & (df["origin"] != SUITE_ORIGIN)].drop_duplicates("method")
+    ext = df[_outside(df)].drop_duplicates("method")
     if ext.empty:
         return []
     names = ", ".join(f"{r.method} ({r.origin})" for r in ext.itertuples())

@@ -23,6 +23,8 @@ def fake_batch(cfg, b: int, device="cpu") -> dict:
                        "cat_ids": torch.ones(b, n, dtype=torch.long, device=device), "cat_emb": mk(b, n, dt)},
         "labels": labels, "box": torch.tensor([[0.2, 0.2, 0.6, 0.8]] * b, device=device), "key": [f"fake___{900 + i}___1" for i in range(b)],
         "clip_key": [f"fake___{900 + i}" for i in range(b)],
+        "actor_text": {"text_emb": mk(b, dt), "text_tokens": mk(b, L, dt),
+                       "text_mask": torch.ones(b, L, dtype=torch.bool, device=device)},
     }
 
 

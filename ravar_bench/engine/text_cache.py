@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..actor_crop import ACTOR_SENTENCE
 from ..encoders.text import FrozenTextEncoder
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ class TextFeatureCache:
         return torch.tensor([self.index[s] for s in strings], dtype=torch.long)
 
     def add_to_batch(self, batch: dict, needs) -> dict:
-        """Attach text_emb / text_tokens+text_mask / detections.cat_emb as the method needs."""
+        """Attach text_emb / text_tokens+text_mask / detections.cat_emb as the method needs, and for a model
+        with the actor pass ("actor_text") the same features of its one fixed sentence under ``actor_text``."""
+        if "actor_text" in needs:
+            sub = self.add_to_batch({"text": [ACTOR_SENTENCE] * len(batch["text"])}, set(needs) - {"actor_text", "detections"})
+            batch["actor_text"] = {k: v for k, v in sub.items() if k != "text"}
         if "text_emb" in needs or "text_tokens" in needs:
             rows = self._rows(batch["text"])
             if "text_emb" in needs:

@@ -1,0 +1,126 @@
+"""The actor-centred second pass (ravar_bench/actor_crop.py, RavarModel with head.actor_pass): which pixels the
+second instance sees, in training and in evaluation, and that it is a separate instance."""
+import pytest
+import torch
+
+from ravar_bench.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop_frames, square_around
+from ravar_bench.config import actor_config, build_from_config, load_config
+from ravar_bench.head import RavarModel, SharedHead
+from ravar_bench.method import Method
+
+
+def _frame_with_square(b=1, t=2):
+    """(B, T, 3, 64, 64) zeros with ones on x 16..31, y 32..47, i.e. the normalised box (0.25, 0.5, 0.5, 0.75)."""
+    v = torch.zeros(b, t, 3, 64, 64)
+    v[..., 32:48, 16:32] = 1.0
+    return v
+
+
+def test_square_is_centred_on_the_box_with_the_longer_side_expanded():
+    sq = square_around(torch.tensor([[0.2, 0.1, 0.4, 0.9]]), expand=1.25)  # w 0.2, h 0.8 -> side 1.0
+    assert torch.allclose(sq, torch.tensor([[-0.2, 0.0, 0.8, 1.0]]), atol=1e-6)
+    assert torch.allclose(square_around(torch.tensor([[0.5, 0.5, 0.5, 0.5]])), torch.tensor([[0.45, 0.45, 0.55, 0.55]]))
+
+
+def test_crop_resamples_the_square_to_the_full_size():
+    v = _frame_with_square()
+    exact = crop_frames(v, torch.tensor([[0.25, 0.5, 0.5, 0.75]]))  # the lit square itself fills the crop
+    assert exact.shape == v.shape
+    assert exact[..., 2:-2, 2:-2].min().item() == pytest.approx(1.0)
+    double = crop_frames(v, torch.tensor([[0.125, 0.375, 0.625, 0.875]]))  # twice the side: lit in the middle half
+    assert double[..., 20:44, 20:44].min().item() == pytest.approx(1.0)
+    assert double[..., :12, :].abs().max().item() == 0.0 and double[..., :, 52:].abs().max().item() == 0.0
+    key = crop_frames(v[:, 0], torch.tensor([[0.25, 0.5, 0.5, 0.75]]))  # a key frame (B, 3, H, W) the same way
+    assert key.shape == (1, 3, 64, 64) and key[..., 2:-2, 2:-2].min().item() == pytest.approx(1.0)
+    small = crop_frames(v, torch.tensor([[0.125, 0.375, 0.625, 0.875]]), size=32)  # the crop's own resolution
+    assert small.shape == (1, 2, 3, 32, 32)
+    assert small[..., 10:22, 10:22].min().item() == pytest.approx(1.0) and small[..., :6, :].abs().max().item() == 0.0
+
+
+def test_boxes_move_into_crop_coordinates_and_outside_ones_are_flagged():
+    sq = torch.tensor([[0.2, 0.1, 0.6, 0.5]])
+    moved, inside = boxes_into(torch.tensor([[[0.3, 0.3, 0.5, 0.7], [0.7, 0.7, 0.9, 0.9]]]), sq)
+    assert torch.allclose(moved[0, 0], torch.tensor([0.25, 0.5, 0.75, 1.0]))  # the bottom clipped at the crop's edge
+    assert inside.tolist() == [[True, False]]
+    one, _ = boxes_into(torch.tensor([[0.2, 0.1, 0.6, 0.5]]), sq)  # a (B, 4) box: the square itself is the whole crop
+    assert torch.allclose(one, torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+
+
+def test_actor_batch_reads_the_fixed_sentence_and_names_its_crop():
+    b = {"video": _frame_with_square(2), "text": ["the man on the left", "the tall woman"], "key": ["a___1___0", "a___1___1"],
+         "clip_key": ["a___1", "a___1"], "text_emb": torch.ones(2, 4), "box": torch.tensor([[0.25, 0.5, 0.5, 0.75]] * 2),
+         "actor_text": {"text_emb": torch.full((2, 4), 7.0)},
+         "detections": {"boxes": torch.tensor([[[0.25, 0.5, 0.5, 0.75], [0.9, 0.0, 1.0, 0.1]]] * 2),
+                        "mask": torch.ones(2, 2, dtype=torch.bool)}}
+    out = actor_batch(b, torch.tensor([[0.25, 0.5, 0.5, 0.75], [0.0, 0.0, 0.2, 0.2]]))
+    assert out["text"] == [ACTOR_SENTENCE] * 2 and (out["text_emb"] == 7.0).all() and "actor_text" not in out
+    assert out["detections"]["mask"].tolist() == [[True, False], [False, False]]
+    assert out["clip_key"][0] != out["clip_key"][1] and all(k.startswith("a___1___") for k in out["clip_key"])
+    assert b["text"][0] == "the man on the left" and b["detections"]["mask"].all()  # the input batch is not changed
+    del b["actor_text"]  # frozen text features of the reference, none of the fixed sentence: an error, not a leak
+    with pytest.raises(ValueError, match="actor_text"):
+        actor_batch(b, b["box"])
+
+
+class _Brightness(Method):
+    """Its feature is the mean brightness of the clip it is given; remembers the last clip."""
+    needs = frozenset({"video"})
+
+    def __init__(self):
+        super().__init__()
+        self.feat_dim = 3
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.seen = None
+
+    def forward(self, batch):
+        self.seen = batch["video"]
+        return batch["video"].mean(dim=(1, 3, 4)) * self.scale
+
+
+def _rigged_model():
+    """A candidate-mode head rigged to choose the RIGHTMOST person, never the fallback."""
+    head = SharedHead(3, cls_hidden=(8,), box_hidden=(8,), dropout=0.0, box_mode="candidates", actor_pass=True)
+    with torch.no_grad():
+        head.cand_q.weight.zero_(); head.cand_q.bias.fill_(1.0)
+        head.cand_g.weight.zero_(); head.cand_g.weight[:, 11] = 100.0  # geometry column 11: rightmost person
+        head.cand_out.weight.fill_(1.0); head.cand_out.bias.zero_()
+        head.fallback.weight.zero_(); head.fallback.bias.fill_(-100.0)
+    return RavarModel(_Brightness(), head, _Brightness())
+
+
+def test_actor_pass_crops_the_true_person_in_training_and_the_chosen_one_in_evaluation():
+    v = _frame_with_square()  # the true person is the lit square on the left; a dark person stands on the right
+    dets = {"boxes": torch.tensor([[[0.25, 0.5, 0.5, 0.75], [0.7, 0.5, 0.95, 0.75]]]), "scores": torch.ones(1, 2),
+            "mask": torch.ones(1, 2, dtype=torch.bool), "cat_ids": torch.ones(1, 2, dtype=torch.long)}
+    batch = {"video": v, "detections": dets, "box": torch.tensor([[0.25, 0.5, 0.5, 0.75]]), "key": ["m___1___0"],
+             "clip_key": ["m___1"], "text": ["the person on the left"]}
+    model = _rigged_model()
+    model.train()
+    out = model(batch)
+    lit = model.actor.seen.mean().item()
+    assert lit > 0.5  # trained on the true person's crop, whatever the head chose
+    assert model.method.seen is v  # the first instance saw the whole clip
+    model.eval()
+    with torch.no_grad():
+        out = model(batch)
+    assert torch.allclose(out["boxes"], dets["boxes"][0, 1:2])  # the head chose the right-hand person ...
+    assert model.actor.seen.abs().max().item() == 0.0  # ... and the actions were read from that (dark) crop
+
+
+def test_actor_config_sets_every_input_size_of_the_model():
+    cfg = load_config("clip4clip", "tiny", {"head.actor_pass": True, "head.actor_size": 32})
+    small = actor_config(cfg, 32)
+    assert small.data.img_size == small.data.keyframe_size == 32 and small.model.clip.vision.image_size == 32
+    assert cfg.data.img_size == 64 and cfg.model.clip.vision.image_size == 64  # the whole-clip instance's is kept
+    assert small.model.clip.vision.patch_size == 16 and actor_config(cfg, None) is cfg
+    model = build_from_config(cfg)
+    assert model.actor.clip.visual.image_size[0] == 32 and model.method.clip.visual.image_size[0] == 64
+
+
+def test_the_option_builds_a_separate_actor_instance():
+    model = build_from_config(load_config("x3d", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    assert model.head.actor_pass and isinstance(model.actor, type(model.method))
+    assert not {id(p) for p in model.method.parameters()} & {id(p) for p in model.actor.parameters()}
+    assert "actor_text" in model.needs  # x3d reads frozen text features: the engine adds the fixed sentence's
+    with pytest.raises(ValueError, match="actor"):
+        RavarModel(_Brightness(), SharedHead(3, actor_pass=True))
