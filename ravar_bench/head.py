@@ -93,6 +93,8 @@ class SharedHead(nn.Module):
     pooled feature too, and the classifier reads the selected region's feature beside the pooled one.
     Why: a box regressed from one pooled vector was not learned in the tiny budget by any family, while
     choosing where the sentence points is (benchmarks/default_levers.md).
+    ``actor_pass``: the classifier also reads the feature of :class:`RavarModel`'s actor-centred second pass
+    (``actor_size``: the side of that pass's crop in px; None: the clip's size).
     """
 
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,
