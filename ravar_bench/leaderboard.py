@@ -70,10 +70,6 @@ def _outside(df: pd.DataFrame) -> pd.Series:
     return df["origin"].notna() & (df["origin"] != SUITE_ORIGIN)
 
 
-def _external(rows: pd.DataFrame) -> bool:
-    return bool(_outside(rows).any())
-
-
 def plugin_note(df: pd.DataFrame) -> list[str]:
     """The footnote for rows marked †: which methods came from outside the suite, and from which module."""
     ext = df[_outside(df)].drop_duplicates("method")
@@ -99,7 +95,7 @@ def table_frame(df: pd.DataFrame, suite: str = "table2", protocol: str = "weight
     for method in _rows_in_order(df, methods, families):
         m = df[df["method"] == method]
         pname = m["paper_name"].dropna().iloc[0] if "paper_name" in m and m["paper_name"].notna().any() else None
-        row = {"Family": m["family"].iloc[0], "Method": (pname or method) + ("†" if _external(m) else ""),
+        row = {"Family": m["family"].iloc[0], "Method": (pname or method) + ("†" if _outside(m).any() else ""),
                "seeds": m["seed"].nunique()}
         vals = {}
         for split in SPLITS:

@@ -50,3 +50,16 @@ def fake_detections(b: int, n: int = 8, dim: int = 384, seed: int = 0, device="c
     return {"boxes": boxes.to(device), "scores": torch.rand(b, n, generator=g).to(device),
             "mask": torch.ones(b, n, dtype=torch.bool, device=device), "cat_ids": cats.to(device),
             "cat_emb": torch.randn(b, n, dim, generator=g).to(device)}
+
+
+def write_tiny_config(folder, body: str):
+    """``folder/tiny.py``: the suite's tiny base config plus ``body`` (for a method registered with
+    ``config_dir=folder`` in a test). Returns the folder."""
+    from pathlib import Path
+
+    from .registry import CONFIG_ROOT
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.py").write_text(f"_base_ = ['{CONFIG_ROOT}/_base_/tiny.py']\n{body}")
+    return folder

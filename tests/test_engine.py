@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-import ravar_bench
 from ravar_bench.config import load_config
 from ravar_bench.engine.data_source import open_source
 from ravar_bench.engine.results import collect_results, result_path
@@ -12,15 +11,14 @@ from ravar_bench.engine.text_cache import TextFeatureCache
 from ravar_bench.engine.trainer import Interrupted, train_and_evaluate
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
+from ravar_bench.testing import write_tiny_config
 
 
 @pytest.fixture(scope="module")
 def engine_env(tmp_path_factory, tiny_synth_root):
-    cdir = tmp_path_factory.mktemp("cfg")
-    (cdir / "tiny.py").write_text(
-        f"_base_ = ['{ravar_bench.registry.CONFIG_ROOT}/_base_/tiny.py']\n"
-        "model = dict(type='test_engine_probe')\ntrain = dict(epochs=3, batch_size=8)\n"
-        "data = dict(num_frames=4, frame_stride=2, img_size=16)\nhead = dict(dropout=0.3)\n")
+    cdir = write_tiny_config(tmp_path_factory.mktemp("cfg"),
+                             "model = dict(type='test_engine_probe')\ntrain = dict(epochs=3, batch_size=8)\n"
+                             "data = dict(num_frames=4, frame_stride=2, img_size=16)\nhead = dict(dropout=0.3)\n")
 
     @register_method("test_engine_probe", family="Control", config_dir=str(cdir))
     class Probe(Method):
@@ -104,11 +102,8 @@ def test_finished_work_is_not_rerun(engine_env, tmp_path):
 def test_method_aux_loss_is_optimised(engine_env, tmp_path):
     """A method's own objective (``self.aux_loss``) is added to the shared loss by the engine."""
     src, _, tc = engine_env
-    cdir = tmp_path / "cfg"
-    cdir.mkdir()
-    (cdir / "tiny.py").write_text(
-        f"_base_ = ['{ravar_bench.registry.CONFIG_ROOT}/_base_/tiny.py']\n"
-        "model = dict(type='test_aux_probe')\ntrain = dict(epochs=1, batch_size=8, weight_decay=0.0)\n")
+    cdir = write_tiny_config(tmp_path / "cfg", "model = dict(type='test_aux_probe')\n"
+                                               "train = dict(epochs=1, batch_size=8, weight_decay=0.0)\n")
 
     @register_method("test_aux_probe", family="Control", config_dir=str(cdir))
     class AuxProbe(Method):

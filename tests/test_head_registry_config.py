@@ -8,7 +8,7 @@ from ravar_bench.config import load_config
 from ravar_bench.errors import UsageError
 from ravar_bench.head import SharedHead, ravar_loss
 from ravar_bench.method import Method
-from ravar_bench.testing import fake_batch
+from ravar_bench.testing import fake_batch, write_tiny_config
 from ravar_bench.registry import list_methods, method_info, register_method, resolve_methods
 
 
@@ -55,8 +55,7 @@ def test_registry_contents_and_errors():
 
 
 def test_one_decorator_adds_a_method(tmp_path):
-    (tmp_path / "tiny.py").write_text(
-        f"_base_ = ['{ravar_bench.registry.CONFIG_ROOT}/_base_/tiny.py']\nmodel = dict(type='test_decorated', width=7)\n")
+    write_tiny_config(tmp_path, "model = dict(type='test_decorated', width=7)\n")
 
     @register_method("test_decorated", family="Control", config_dir=str(tmp_path))
     class Decorated(Method):

@@ -18,6 +18,21 @@ from ravar_bench.registry import list_methods, load_plugins, method_info, regist
 from ravar_bench.testing import fake_batch
 
 
+# A plug-in module as a user would write one: a method with one parameter, registered under a name and family.
+_PLUGIN_SRC = textwrap.dedent("""\
+    import torch
+    from ravar_bench.method import Method
+    from ravar_bench.registry import register_method
+
+    @register_method("{name}", family="{family}")
+    class Plugin(Method):
+        def __init__(self, width: int = 4):
+            super().__init__()
+            self.c = torch.nn.Parameter(torch.zeros(width))
+            self.feat_dim = width
+    """)
+
+
 class _Pool(Method):
     needs = frozenset({"text_emb"})
 
@@ -115,18 +130,7 @@ def test_entry_points_found_lazily_and_a_broken_one_skipped(tmp_path, monkeypatc
         ep_good = ep_good_mod
         ep_broken = ep_no_such_module_xyz
         """))
-    (tmp_path / "ep_good_mod.py").write_text(textwrap.dedent("""\
-        import torch
-        from ravar_bench.method import Method
-        from ravar_bench.registry import register_method
-
-        @register_method("ep_good", family="SF")
-        class EpGood(Method):
-            def __init__(self, width: int = 4):
-                super().__init__()
-                self.c = torch.nn.Parameter(torch.zeros(width))
-                self.feat_dim = width
-        """))
+    (tmp_path / "ep_good_mod.py").write_text(_PLUGIN_SRC.format(name="ep_good", family="SF"))
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "ep_good_mod" not in sys.modules
     assert method_info("ep_good").origin == "ep_good_mod"  # imported on demand, by its entry point's name
@@ -172,18 +176,7 @@ def test_leaderboard_marks_rows_from_outside_the_suite():
 
 
 def test_a_configs_folder_next_to_the_plugin_module(tmp_path, monkeypatch):
-    (tmp_path / "folder_plugin.py").write_text(textwrap.dedent("""\
-        import torch
-        from ravar_bench.method import Method
-        from ravar_bench.registry import register_method
-
-        @register_method("plug_folder", family="Control")
-        class Folder(Method):
-            def __init__(self, width: int = 4):
-                super().__init__()
-                self.c = torch.nn.Parameter(torch.zeros(width))
-                self.feat_dim = width
-        """))
+    (tmp_path / "folder_plugin.py").write_text(_PLUGIN_SRC.format(name="plug_folder", family="Control"))
     (tmp_path / "configs" / "plug_folder").mkdir(parents=True)
     (tmp_path / "configs" / "plug_folder" / "full.py").write_text("model = dict(type='plug_folder', width=6)\n")
     (tmp_path / "configs" / "plug_folder" / "half.py").write_text("model = dict(width=3)\n")
@@ -198,18 +191,7 @@ def test_a_configs_folder_next_to_the_plugin_module(tmp_path, monkeypatch):
 
 def test_a_config_file_as_the_method_registers_through_custom_imports(tmp_path, monkeypatch):
     monkeypatch.delenv(registry.CONFIG_METHODS_ENV, raising=False)  # restored (removed) after the test
-    (tmp_path / "cfg_side_module.py").write_text(textwrap.dedent("""\
-        import torch
-        from ravar_bench.method import Method
-        from ravar_bench.registry import register_method
-
-        @register_method("plug_from_cfg", family="Control")
-        class FromCfg(Method):
-            def __init__(self, width: int = 4):
-                super().__init__()
-                self.c = torch.nn.Parameter(torch.zeros(width))
-                self.feat_dim = width
-        """))
+    (tmp_path / "cfg_side_module.py").write_text(_PLUGIN_SRC.format(name="plug_from_cfg", family="Control"))
     cfg_file = tmp_path / "plug_from_cfg_tiny.py"
     cfg_file.write_text("custom_imports = dict(imports=['cfg_side_module'], allow_failed_imports=False)\n"
                         "model = dict(type='plug_from_cfg', width=5)\ntrain = dict(epochs=1)\n")

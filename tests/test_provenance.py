@@ -15,6 +15,7 @@ from ravar_bench.engine.provenance import PROVENANCE_COLUMNS, code_version
 from ravar_bench.errors import ResultsError, UsageError
 from ravar_bench.fault_battery import fast_options
 from ravar_bench.leaderboard import write_leaderboard
+from ravar_bench.testing import write_tiny_config
 
 FAST = fast_options()
 
@@ -136,10 +137,8 @@ def test_no_detection_count_is_per_split(tmp_path, tiny_synth_root):
     from ravar_bench.method import Method
     from ravar_bench.registry import register_method
 
-    cdir = tmp_path / "cfg"
-    cdir.mkdir()
-    (cdir / "tiny.py").write_text(f"_base_ = ['{ravar_bench.registry.CONFIG_ROOT}/_base_/tiny.py']\n"
-                                  "model = dict(type='test_nodet_probe')\ntrain = dict(epochs=1, batch_size=4)\n")
+    cdir = write_tiny_config(tmp_path / "cfg", "model = dict(type='test_nodet_probe')\n"
+                                               "train = dict(epochs=1, batch_size=4)\n")
 
     @register_method("test_nodet_probe", family="Control", config_dir=str(cdir))
     class NoDet(Method):

@@ -59,18 +59,23 @@ class TextFeatureCache:
         self.prepare(strings)
         return torch.tensor([self.index[s] for s in strings], dtype=torch.long)
 
+    def _features(self, strings, needs) -> dict:
+        """text_emb / text_tokens + text_mask of ``strings``, as far as ``needs`` asks."""
+        out = {}
+        if "text_emb" in needs or "text_tokens" in needs:
+            rows = self._rows(strings)
+            if "text_emb" in needs:
+                out["text_emb"] = self.pooled[rows]
+            if "text_tokens" in needs:
+                out["text_tokens"], out["text_mask"] = self.tokens[rows], self.mask[rows]
+        return out
+
     def add_to_batch(self, batch: dict, needs) -> dict:
         """Attach text_emb / text_tokens+text_mask / detections.cat_emb as the method needs, and for a model
         with the actor pass ("actor_text") the same features of its one fixed sentence under ``actor_text``."""
+        batch.update(self._features(batch.get("text", []), needs))
         if "actor_text" in needs:
-            sub = self.add_to_batch({"text": [ACTOR_SENTENCE] * len(batch["text"])}, set(needs) - {"actor_text", "detections"})
-            batch["actor_text"] = {k: v for k, v in sub.items() if k != "text"}
-        if "text_emb" in needs or "text_tokens" in needs:
-            rows = self._rows(batch["text"])
-            if "text_emb" in needs:
-                batch["text_emb"] = self.pooled[rows]
-            if "text_tokens" in needs:
-                batch["text_tokens"], batch["text_mask"] = self.tokens[rows], self.mask[rows]
+            batch["actor_text"] = self._features([ACTOR_SENTENCE] * len(batch["text"]), needs)
         if "detections" in needs:
             names = batch["detections"]["cat_names"]
             flat = [n for row in names for n in row]
