@@ -84,6 +84,9 @@ class AnchorHead(nn.Module):
 @register_method("clip_refclip", family="SF", paper_name="CLIP+REFCLIP")
 class ClipRefClip(Method):
     needs = frozenset({"keyframe", "text"})
+    # the anchor features and the score projections: the scores pick the region by argmax, so only the anchor
+    # contrast (aux_loss) trains them
+    objective_only = ("anchor_head.neck", "linear_vs", "linear_ts")
 
     def __init__(self, keyframe_size: int, clip: dict, backbone: dict, hidden: int = 512, select_num: int = 17,
                  detector_size: int | None = None, freeze_detector: bool = True, pretrained: str | None = None,

@@ -220,6 +220,18 @@ def actor_config(cfg: Config, size: int | None) -> Config:
     return out
 
 
+def _build_actor(cls, cfg: Config, size: int | None):
+    try:
+        return cls(**model_kwargs(actor_config(cfg, size)))
+    except (ValueError, RuntimeError) as e:  # most often weights made for the clip's size (a position embedding)
+        if size is None or size == cfg.data.get("img_size"):
+            raise
+        raise ValueError(f"{cfg.model['type']}: the actor pass's instance, built for head.actor_size={size} px crops, "
+                         f"cannot be built: {e}\nWeights given in the model section are loaded into it too; if they "
+                         f"were made for data.img_size={cfg.data.get('img_size')} px, set head.actor_size=None (crops "
+                         f"resampled to the clip's own size) or head.actor_pass=False") from e
+
+
 def build_from_config(cfg: Config, device: str | torch.device | None = None) -> RavarModel:
     """Build method + shared head. ``device="meta"`` builds without memory (for full-size counts)."""
     info = method_info(cfg.model["type"])
@@ -231,7 +243,7 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
             raise RuntimeError(f"{info.name}: the method must set self.feat_dim in __init__")
         head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
         # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/head.py)
-        actor = cls(**model_kwargs(actor_config(cfg, head.actor_size))) if head.actor_pass else None
+        actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
     return RavarModel(method, head, actor)
 
 

@@ -225,6 +225,8 @@ class RavarModel(nn.Module):
         if head.actor_pass and actor is None:
             raise ValueError("head.actor_pass needs the actor instance of the method (build_from_config makes it)")
         self.actor = actor
+        for name in getattr(actor, "objective_only", ()):  # the actor pass does not use the method's objective
+            actor.get_submodule(name).requires_grad_(False)
 
     @property
     def needs(self) -> frozenset:

@@ -64,6 +64,10 @@ class Method(nn.Module):
     # A method with a training objective of its own (e.g. RefCLIP's anchor contrast) sets ``self.aux_loss``
     # (a scalar tensor, already weighted) in forward; the engine adds it to the shared loss.
     aux_loss = None
+    # The submodules that only that objective trains (their output is read without a gradient path, e.g.
+    # RefCLIP's anchor scorer picks a region by argmax). RavarModel's actor pass drops the objective, so its
+    # instance freezes them (ravar_bench/head.py).
+    objective_only: tuple[str, ...] = ()
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import torch
 
+# cfg_options of a test about one method's own behaviour (its loaders, its layers): the model without the actor
+# pass's second instance, which loads the same weights at another size (tests/test_actor_crop.py covers it)
+METHOD_ONLY = {"head.actor_pass": False}
+
 
 def fake_batch(cfg, b: int, device="cpu") -> dict:
     """Every batch key of ravar_bench/method.py, sized by the config's data / text-encoder sections."""
@@ -14,7 +18,7 @@ def fake_batch(cfg, b: int, device="cpu") -> dict:
     boxes = torch.rand(b, n, 4, generator=g)
     boxes = torch.cat([boxes[..., :2] * 0.5, boxes[..., :2] * 0.5 + 0.1 + boxes[..., 2:] * 0.4], -1).to(device)
     labels = (torch.rand(b, 80, generator=g) < 0.05).float().to(device)
-    return {
+    return with_actor_text({
         "video": mk(b, d.num_frames, 3, size, size), "keyframe": mk(b, 3, d.get("keyframe_size", size), d.get("keyframe_size", size)),
         "text": ["the woman on the left in a red shirt"] * b, "text_emb": mk(b, dt), "text_tokens": mk(b, L, dt),
         "text_mask": torch.ones(b, L, dtype=torch.bool, device=device),
@@ -23,9 +27,18 @@ def fake_batch(cfg, b: int, device="cpu") -> dict:
                        "cat_ids": torch.ones(b, n, dtype=torch.long, device=device), "cat_emb": mk(b, n, dt)},
         "labels": labels, "box": torch.tensor([[0.2, 0.2, 0.6, 0.8]] * b, device=device), "key": [f"fake___{900 + i}___1" for i in range(b)],
         "clip_key": [f"fake___{900 + i}" for i in range(b)],
-        "actor_text": {"text_emb": mk(b, dt), "text_tokens": mk(b, L, dt),
-                       "text_mask": torch.ones(b, L, dtype=torch.bool, device=device)},
-    }
+    })
+
+
+def with_actor_text(batch: dict, seed: int = 2) -> dict:
+    """``batch`` plus ``actor_text``, which RavarModel's actor pass reads (the engine's text cache adds it): random
+    frozen-encoder features of the fixed sentence, shaped as the batch's own text_emb / text_tokens / text_mask."""
+    g = torch.Generator().manual_seed(seed)
+    out = dict(batch)
+    out["actor_text"] = {k: (batch[k].clone() if k == "text_mask" else
+                             torch.randn(batch[k].shape, generator=g).to(batch[k].device, batch[k].dtype))
+                         for k in ("text_emb", "text_tokens", "text_mask") if k in batch}
+    return out
 
 
 def another_sentence(batch: dict, seed: int = 1) -> dict:

@@ -7,6 +7,7 @@ from ravar_bench.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop
 from ravar_bench.config import actor_config, build_from_config, load_config
 from ravar_bench.head import RavarModel, SharedHead
 from ravar_bench.method import Method
+from ravar_bench.testing import METHOD_ONLY
 
 
 def _frame_with_square(b=1, t=2):
@@ -124,3 +125,31 @@ def test_the_option_builds_a_separate_actor_instance():
     assert "actor_text" in model.needs  # x3d reads frozen text features: the engine adds the fixed sentence's
     with pytest.raises(ValueError, match="actor"):
         RavarModel(_Brightness(), SharedHead(3, actor_pass=True))
+
+
+def test_what_the_actor_instance_cannot_train_is_frozen():
+    """tests/test_all_methods.py checks that a gradient reaches every trainable parameter; these are the two
+    parts that the 32 px actor instance cannot train, and they stay trainable in the whole-clip instance."""
+    i3d = build_from_config(load_config("i3d", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    # ResNet3d-50 strides 32 px by 32 and 8 frames by 8: a 1x1x1 map, on which the attention pool's weight is 1
+    assert i3d.actor.map_positions() == 1 and i3d.method.map_positions() == 4
+    assert not i3d.actor.fusion.query.weight.requires_grad and i3d.method.fusion.query.weight.requires_grad
+    refclip = build_from_config(load_config("clip_refclip", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    for name in refclip.actor.objective_only:  # only RefCLIP's anchor contrast trains them; the actor drops it
+        assert not any(p.requires_grad for p in refclip.actor.get_submodule(name).parameters())
+        assert all(p.requires_grad for p in refclip.method.get_submodule(name).parameters())
+
+
+def test_weights_load_into_both_instances_or_the_error_names_the_fix(tmp_path):
+    torch.manual_seed(3)
+    src = build_from_config(load_config("clip4clip", "tiny", METHOD_ONLY)).method
+    path = tmp_path / "clip.pt"
+    torch.save(src.clip.state_dict(), path)
+    opts = {"head.actor_pass": True, "model.clip.pretrained": str(path)}
+    # CLIP's position embedding is made for 64 px: a 32 px actor instance cannot take it
+    with pytest.raises(ValueError, match=r"head\.actor_size=32 .*positional_embedding(.|\n)*set head\.actor_size=None"):
+        build_from_config(load_config("clip4clip", "tiny", {**opts, "head.actor_size": 32}))
+    model = build_from_config(load_config("clip4clip", "tiny", {**opts, "head.actor_size": None}))
+    for instance in (model.method, model.actor):
+        got = instance.clip.state_dict()
+        assert all(torch.equal(v, got[k]) for k, v in src.clip.state_dict().items())

@@ -3,16 +3,17 @@ import torch
 
 import ravar_bench
 from ravar_bench.encoders.frozen_cache import FrozenFeatureCache, frozen_caches
+from ravar_bench.testing import with_actor_text
 
 
 def _batch(b=4):
     g = torch.Generator().manual_seed(0)
-    return {"video": torch.randn(b, 8, 3, 64, 64, generator=g), "text_tokens": torch.randn(b, 32, 384, generator=g),
+    return with_actor_text({"video": torch.randn(b, 8, 3, 64, 64, generator=g), "text_tokens": torch.randn(b, 32, 384, generator=g),
             "text_mask": torch.ones(b, 32, dtype=torch.bool),
             "detections": {"boxes": torch.rand(b, 16, 4, generator=g).sort(-1).values, "scores": torch.rand(b, 16),
                            "mask": torch.ones(b, 16, dtype=torch.bool), "cat_ids": torch.ones(b, 16, dtype=torch.long),
                            "cat_emb": torch.randn(b, 16, 384, generator=g)},
-            "clip_key": [f"v___{900 + i}" for i in range(b)], "key": [f"v___{900 + i}___1" for i in range(b)]}
+            "clip_key": [f"v___{900 + i}" for i in range(b)], "key": [f"v___{900 + i}___1" for i in range(b)]})
 
 
 def _count_calls(module):
@@ -24,7 +25,7 @@ def test_cached_frozen_vit_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = ravar_bench.build_method("refatomnet").eval()
     caches = frozen_caches(model)
-    assert len(caches) == 1
+    assert [n for n, _ in caches] == ["method.visual", "actor.visual"]  # the actor pass's instance has its own
     cache = caches[0][1]
     assert cache is model.method.visual.feature_cache and cache.enabled
     cache.bind(tmp_path / "c.pt")  # as the engine does, before the first batch

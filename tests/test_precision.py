@@ -156,7 +156,8 @@ def test_frozen_towers_cast_and_checkpointing_keeps_gradients():
     model = build_from_config(cfg)
     P.prepare_model(model, dict(precision="bf16"), "cpu")
     names = [n for n, _ in P.frozen_modules(model)]
-    assert names == ["method.visual.vision_model"]  # the ViT; the Q-Former and everything else train in fp32
+    # the ViTs (the actor pass's instance has its own); the Q-Formers and everything else train in fp32
+    assert names == ["method.visual.vision_model", "actor.visual.vision_model"]
     assert model.method.visual.vision_model.embeddings.patch_embedding.weight.dtype == torch.bfloat16
     assert model.method.visual.qformer.layernorm.weight.dtype == torch.float32
     model.eval()

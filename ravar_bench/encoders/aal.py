@@ -7,8 +7,10 @@ where the published model normalises after pooling, ``post_pool``.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from ..method import Method
 from .checkpoint import load_into, meta_safe_build, mmengine_init_weights
@@ -46,6 +48,26 @@ class TextFusedVideoMethod(Method):
         self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
         self.feat_dim = channels
         self.map_dim = channels  # the FiLM-modulated last map, averaged over time, for the shared head
+        if self.fusion.attn_pool and self.map_positions() == 1:
+            # one position (I3D on RavarModel's 32 px actor crops: 1x1x1): the pool's weight is the constant 1,
+            # so its query can never learn; frozen, so that it is not counted as trained
+            self.fusion.query.requires_grad_(False)
+
+    def map_positions(self) -> int:
+        """How many positions :meth:`feature_map` gives at this clip size. Shape inference with torch's fake
+        tensors (what torch.export uses): no memory, no arithmetic, and it works on a meta-device build."""
+        device = next(self.backbone.parameters()).device
+        training = self.training
+        self.eval()  # no BatchNorm statistics are touched
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+                shape = self.feature_map(torch.empty(1, 3, self.num_frames, self.img_size, self.img_size,
+                                                     device=device)).shape
+        finally:
+            self.train(training)
+        dims = list(shape[1:])
+        dims.pop(self.channel_dim if self.channel_dim < 0 else self.channel_dim - 1)
+        return math.prod(int(d) for d in dims)
 
     def feature_map(self, clip: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> the backbone's last feature map."""
