@@ -22,10 +22,12 @@ def _loss(model, batch):
     return loss
 
 
+# the default, and with the actor-centred second pass (a second instance of the method on 32 px crops)
+@pytest.mark.parametrize("options", [None, {"head.actor_pass": True, "head.actor_size": 32}], ids=["default", "actor32"])
 @pytest.mark.parametrize("name", list_methods())
-def test_method_builds_and_trains_a_step(name):
+def test_method_builds_and_trains_a_step(name, options):
     torch.manual_seed(0)
-    cfg = load_config(name, "tiny")
+    cfg = load_config(name, "tiny", options)
     model = build_from_config(cfg).train()
     batch = fake_batch(cfg, 4)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
