@@ -7,7 +7,7 @@ from ravar_bench.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop
 from ravar_bench.config import actor_config, build_from_config, load_config
 from ravar_bench.head import RavarModel, SharedHead
 from ravar_bench.method import Method
-from ravar_bench.testing import METHOD_ONLY
+from ravar_bench.testing import ACTOR32, METHOD_ONLY
 
 
 def _frame_with_square(b=1, t=2):
@@ -109,7 +109,7 @@ def test_actor_pass_crops_the_true_person_in_training_and_the_chosen_one_in_eval
 
 
 def test_actor_config_sets_every_input_size_of_the_model():
-    cfg = load_config("clip4clip", "tiny", {"head.actor_pass": True, "head.actor_size": 32})
+    cfg = load_config("clip4clip", "tiny", ACTOR32)
     small = actor_config(cfg, 32)
     assert small.data.img_size == small.data.keyframe_size == 32 and small.model.clip.vision.image_size == 32
     assert cfg.data.img_size == 64 and cfg.model.clip.vision.image_size == 64  # the whole-clip instance's is kept
@@ -119,7 +119,7 @@ def test_actor_config_sets_every_input_size_of_the_model():
 
 
 def test_the_option_builds_a_separate_actor_instance():
-    model = build_from_config(load_config("x3d", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    model = build_from_config(load_config("x3d", "tiny", ACTOR32))
     assert model.head.actor_pass and isinstance(model.actor, type(model.method))
     assert not {id(p) for p in model.method.parameters()} & {id(p) for p in model.actor.parameters()}
     assert "actor_text" in model.needs  # x3d reads frozen text features: the engine adds the fixed sentence's
@@ -130,11 +130,11 @@ def test_the_option_builds_a_separate_actor_instance():
 def test_what_the_actor_instance_cannot_train_is_frozen():
     """tests/test_all_methods.py checks that a gradient reaches every trainable parameter; these are the two
     parts that the 32 px actor instance cannot train, and they stay trainable in the whole-clip instance."""
-    i3d = build_from_config(load_config("i3d", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    i3d = build_from_config(load_config("i3d", "tiny", ACTOR32))
     # ResNet3d-50 strides 32 px by 32 and 8 frames by 8: a 1x1x1 map, on which the attention pool's weight is 1
     assert i3d.actor.map_positions() == 1 and i3d.method.map_positions() == 4
     assert not i3d.actor.fusion.query.weight.requires_grad and i3d.method.fusion.query.weight.requires_grad
-    refclip = build_from_config(load_config("clip_refclip", "tiny", {"head.actor_pass": True, "head.actor_size": 32}))
+    refclip = build_from_config(load_config("clip_refclip", "tiny", ACTOR32))
     for name in refclip.actor.objective_only:  # only RefCLIP's anchor contrast trains them; the actor drops it
         assert not any(p.requires_grad for p in refclip.actor.get_submodule(name).parameters())
         assert all(p.requires_grad for p in refclip.method.get_submodule(name).parameters())

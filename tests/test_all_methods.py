@@ -7,7 +7,7 @@ import ravar_bench
 from ravar_bench.config import build_from_config, load_config
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import list_methods
-from ravar_bench.testing import another_sentence, fake_batch
+from ravar_bench.testing import ACTOR32, another_sentence, fake_batch
 
 SENTENCE_KEYS = {"text", "text_emb", "text_tokens"}
 
@@ -23,7 +23,7 @@ def _loss(model, batch):
 
 
 # the default, and with the actor-centred second pass (a second instance of the method on 32 px crops)
-@pytest.mark.parametrize("options", [None, {"head.actor_pass": True, "head.actor_size": 32}], ids=["default", "actor32"])
+@pytest.mark.parametrize("options", [None, ACTOR32], ids=["default", "actor32"])
 @pytest.mark.parametrize("name", list_methods())
 def test_method_builds_and_trains_a_step(name, options):
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ import torch
 
 import ravar_bench
 from ravar_bench.encoders.frozen_cache import FrozenFeatureCache, frozen_caches
-from ravar_bench.testing import with_actor_text
+from ravar_bench.testing import ACTOR32, with_actor_text
 
 
 def _batch(b=4):
@@ -23,7 +23,7 @@ def _count_calls(module):
 
 def test_cached_frozen_vit_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
-    model = ravar_bench.build_method("refatomnet").eval()
+    model = ravar_bench.build_method("refatomnet", cfg_options=ACTOR32).eval()
     caches = frozen_caches(model)
     assert [n for n, _ in caches] == ["method.visual", "actor.visual"]  # the actor pass's instance has its own
     cache = caches[0][1]

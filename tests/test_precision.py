@@ -17,7 +17,7 @@ from ravar_bench.encoders.frozen_cache import frozen_caches
 from ravar_bench.engine import precision as P
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import list_methods
-from ravar_bench.testing import fake_batch
+from ravar_bench.testing import ACTOR32, fake_batch
 
 
 def _no_dropout(model: nn.Module) -> None:
@@ -153,7 +153,7 @@ def test_frozen_towers_cast_and_checkpointing_keeps_gradients():
         grads.append(model.method.visual.query_tokens.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
     torch.manual_seed(0)
-    model = build_from_config(cfg)
+    model = build_from_config(load_config("refatomnet", "tiny", ACTOR32))
     P.prepare_model(model, dict(precision="bf16"), "cpu")
     names = [n for n, _ in P.frozen_modules(model)]
     # the ViTs (the actor pass's instance has its own); the Q-Formers and everything else train in fp32
