@@ -53,9 +53,9 @@ def boxes_into(boxes: torch.Tensor, squares: torch.Tensor) -> tuple[torch.Tensor
 
 def actor_batch(batch: dict, boxes: torch.Tensor, expand: float = EXPAND, size: int | None = None) -> dict:
     """``batch`` seen through a square around ``boxes`` (B, 4): the clip and key frame cropped and resampled to
-    ``size`` px (default: their own sizes; the actor instance is built for it), detections and the true box moved into the crop
-    (detections left outside are masked), and ``clip_key`` naming the crop, so that a frozen-feature cache
-    (ravar_bench/encoders/frozen_cache.py) never serves the whole clip's features for it.
+    ``size`` px (default: their own sizes; the actor instance is built for it), detections and the true box moved
+    into the crop (detections left outside are masked), and ``clip_key`` naming the crop, so that a frozen-feature
+    cache (ravar_bench/encoders/frozen_cache.py) never serves the whole clip's features for it.
 
     The crop carries one fixed sentence instead of the reference (:data:`ACTOR_SENTENCE`; its frozen-encoder
     features come in ``batch["actor_text"]``, which the engine's text cache adds for a model that needs
@@ -85,5 +85,6 @@ def actor_batch(batch: dict, boxes: torch.Tensor, expand: float = EXPAND, size: 
     if "box" in batch:
         out["box"] = boxes_into(batch["box"], squares)[0]
     if "key" in batch:
-        out["clip_key"] = [f"{k}@actor:" + ",".join(f"{v:.3f}" for v in sq) for k, sq in zip(batch["key"], squares.tolist())]
+        out["clip_key"] = [f"{k}@actor:" + ",".join(f"{v:.3f}" for v in sq)
+                           for k, sq in zip(batch["key"], squares.tolist())]
     return out

@@ -232,7 +232,8 @@ class RavarModel(nn.Module):
     def needs(self) -> frozenset:
         needs = self.method.needs | ({"detections"} if self.head.box_mode == "candidates" else set())
         # the actor pass reads its fixed sentence's features, where the method reads frozen text features
-        return frozenset(needs | ({"actor_text"} if self.head.actor_pass and needs & {"text_emb", "text_tokens"} else set()))
+        reads_frozen_text = bool(needs & {"text_emb", "text_tokens"})
+        return frozenset(needs | ({"actor_text"} if self.head.actor_pass and reads_frozen_text else set()))
 
     def _check(self, feats: torch.Tensor) -> None:
         if feats.dim() != 2 or feats.shape[1] != self.method.feat_dim:
@@ -250,9 +251,11 @@ class RavarModel(nn.Module):
         if self.head.actor_pass:
             # Train on the true person's crop (as two-stage AVA detectors train on ground-truth boxes); evaluate
             # on the crop of the box the method chose, so a wrong choice costs the actions too.
+            # The actor instance's own aux_loss (if any) is not used: the method's objective belongs to the
+            # whole-clip pass.
             where = batch["box"] if self.training and "box" in batch else boxes
-            actor = self.actor(actor_batch(batch, where.detach(), size=self.head.actor_size))  # its own aux_loss (if any) is not used:
-            self._check(actor)  # the method's own objective belongs to the whole-clip pass
+            actor = self.actor(actor_batch(batch, where.detach(), size=self.head.actor_size))
+            self._check(actor)
         logits = self.head.classify(cls_in, actor)
         if self.head.select_loss is not None:  # the engine adds the method's aux_loss to the shared loss
             aux = self.method.aux_loss

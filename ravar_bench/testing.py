@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import torch
 
-# cfg_options of a test about one method's own behaviour (its loaders, its layers): the model without the actor
-# pass's second instance, which loads the same weights at another size (tests/test_actor_crop.py covers it)
-METHOD_ONLY = {"head.actor_pass": False}
 # cfg_options with the actor pass on, as benchmarks/default_levers.md (e9) measured it
 ACTOR32 = {"head.actor_pass": True, "head.actor_size": 32}
 

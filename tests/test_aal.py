@@ -18,7 +18,7 @@ from ravar_bench.encoders.checkpoint import CheckpointShapeError
 from ravar_bench.encoders.fusion import TextFiLM
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, list_methods, method_info
-from ravar_bench.testing import METHOD_ONLY, fake_detections, with_actor_text
+from ravar_bench.testing import fake_detections
 
 torch.set_num_threads(2)
 
@@ -34,14 +34,14 @@ TEXT_DIM = 384  # MiniLM, the tiny configs' text encoder
 
 def make_batch(b: int, t: int = 8, size: int = 64, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    return with_actor_text({
+    return {
         "key": [f"k{i}" for i in range(b)],
         "video": torch.randn(b, t, 3, size, size, generator=g),
         "text_emb": torch.randn(b, TEXT_DIM, generator=g),
         "labels": (torch.rand(b, 80, generator=g) > 0.9).float(),
         "box": torch.rand(b, 4, generator=g).sort(dim=1).values,
         "detections": fake_detections(b, dim=TEXT_DIM, seed=seed),  # the shared head's candidate boxes
-    })
+    }
 
 
 def build_tiny(name: str, seed: int = 0, **cfg_options):
@@ -145,7 +145,7 @@ def _save_checkpoint(name: str, model, path) -> None:
 
 @pytest.mark.parametrize("name", list(AAL))
 def test_checkpoint_round_trip_through_config(name, tmp_path, caplog):
-    src = build_tiny(name, seed=1, **METHOD_ONLY)
+    src = build_tiny(name, seed=1)
     with torch.no_grad():  # move BN statistics away from their defaults so they are checked too
         src.train()
         src(make_batch(4, seed=5))
@@ -153,9 +153,9 @@ def test_checkpoint_round_trip_through_config(name, tmp_path, caplog):
     _save_checkpoint(name, src, path)
 
     with caplog.at_level(logging.WARNING, logger="ravar_bench.encoders.checkpoint"):
-        loaded = build_tiny(name, seed=2, **METHOD_ONLY, **{"model.pretrained": str(path)})
+        loaded = build_tiny(name, seed=2, **{"model.pretrained": str(path)})
     assert not [r for r in caplog.records if "missing" in r.getMessage()], "keys were missing or unexpected"
-    fresh = build_tiny(name, seed=2, **METHOD_ONLY)
+    fresh = build_tiny(name, seed=2)
     # The fusion and the RAVAR head are not in a backbone checkpoint: give all three the same ones.
     for m in (loaded, fresh):
         m.method.fusion.load_state_dict(src.method.fusion.state_dict())
@@ -172,7 +172,7 @@ def test_checkpoint_round_trip_through_config(name, tmp_path, caplog):
 def test_missing_checkpoint_says_where_to_put_it(tmp_path):
     missing = tmp_path / "nowhere" / "i3d_k400.pth"
     with pytest.raises(FileNotFoundError, match=r"model\.pretrained") as err:
-        build_tiny("i3d", **METHOD_ONLY, **{"model.pretrained": str(missing)})
+        build_tiny("i3d", **{"model.pretrained": str(missing)})
     assert str(missing) in str(err.value)
 
 
@@ -181,7 +181,7 @@ def test_checkpoint_for_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "vit32.pth"
     _save_checkpoint("videomae2_b", src, path)
     with pytest.raises(CheckpointShapeError, match="other shapes"):
-        build_tiny("videomae2_b", **METHOD_ONLY, **{"model.pretrained": str(path)})
+        build_tiny("videomae2_b", **{"model.pretrained": str(path)})
 
 
 @pytest.mark.parametrize("name", list(AAL))

@@ -7,7 +7,7 @@ from ravar_bench.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop
 from ravar_bench.config import actor_config, build_from_config, load_config
 from ravar_bench.head import RavarModel, SharedHead
 from ravar_bench.method import Method
-from ravar_bench.testing import ACTOR32, METHOD_ONLY
+from ravar_bench.testing import ACTOR32
 
 
 def _frame_with_square(b=1, t=2):
@@ -142,7 +142,7 @@ def test_what_the_actor_instance_cannot_train_is_frozen():
 
 def test_weights_load_into_both_instances_or_the_error_names_the_fix(tmp_path):
     torch.manual_seed(3)
-    src = build_from_config(load_config("clip4clip", "tiny", METHOD_ONLY)).method
+    src = build_from_config(load_config("clip4clip", "tiny")).method
     path = tmp_path / "clip.pt"
     torch.save(src.clip.state_dict(), path)
     opts = {"head.actor_pass": True, "model.clip.pretrained": str(path)}

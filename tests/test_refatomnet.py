@@ -27,7 +27,6 @@ from ravar_bench.encoders import agent_attention as aa  # noqa: E402
 from ravar_bench.encoders.blip2 import Blip2VideoEncoder  # noqa: E402
 from ravar_bench.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import method_info  # noqa: E402
-from ravar_bench.testing import METHOD_ONLY, with_actor_text  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -54,7 +53,7 @@ def make_batch(b=2, t=8, size=64, L=32, no=16, dt=384, seed=0):
     cat_ids = torch.randint(1, 5, (b, no), generator=g)
     cat_ids[:, 0] = 1
     cat_ids[:, 1] = 3
-    return with_actor_text(dict(
+    return dict(
         video=torch.randn(b, t, 3, size, size, generator=g),
         keyframe=torch.randn(b, 3, size, size, generator=g),
         text=["the man in a red shirt on the left", "a woman with long dark hair, center"][:b] + ["a person"] * (b - 2),
@@ -66,7 +65,7 @@ def make_batch(b=2, t=8, size=64, L=32, no=16, dt=384, seed=0):
         labels=(torch.rand(b, 80, generator=g) > 0.9).float(),
         box=torch.tensor([[0.1, 0.2, 0.5, 0.7]]).expand(b, 4).clone(),
         key=[f"k{i}" for i in range(b)],
-    ))
+    )
 
 
 def train_step(model, batch, loss_cfg=None):
@@ -496,7 +495,7 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
         want = ref.qformer(query_embeds=ref.query_tokens.expand(3, -1, -1), encoder_hidden_states=img).last_hidden_state
     # through the config path of the full model
     model = ravar_bench.build_method("refatomnet", "tiny",
-                                     cfg_options={**METHOD_ONLY, "model.blip2.pretrained": str(tmp_path / "blip2")}).eval()
+                                     cfg_options={"model.blip2.pretrained": str(tmp_path / "blip2")}).eval()
     assert model.method.visual.load_report == {"missing": [], "unexpected": []}
     with torch.no_grad():
         got = model.method.visual(px.unsqueeze(1))[:, 0]

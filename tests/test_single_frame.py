@@ -9,7 +9,6 @@ from ravar_bench.config import build_method
 from ravar_bench.encoders.regions import (boxes_from_binary_masks, crop_regions, fallback_to_frame,
                                           masked_softmax)
 from ravar_bench.head import ravar_loss
-from ravar_bench.testing import METHOD_ONLY, with_actor_text
 
 torch.set_num_threads(2)
 
@@ -28,7 +27,7 @@ def make_batch(b: int = B, seed: int = 0, size: int = 64, n_det: int = NO, det_f
     cats[:, 0] = 1  # at least one person per frame
     text_mask = torch.zeros(b, L, dtype=torch.bool)
     text_mask[:, :8] = True
-    return with_actor_text({
+    return {
         "key": [f"v___{i}___0" for i in range(b)], "text": (TEXTS * b)[:b],
         "labels": (torch.rand(b, 80, generator=g) < 0.1).float(),
         "box": torch.tensor([[0.1, 0.2, 0.5, 0.9]]).repeat(b, 1),
@@ -38,7 +37,7 @@ def make_batch(b: int = B, seed: int = 0, size: int = 64, n_det: int = NO, det_f
         "text_tokens": torch.randn(b, L, 384, generator=g), "text_mask": text_mask,
         "detections": {"boxes": torch.cat([xy, xy + wh], -1), "scores": torch.rand(b, n_det, generator=g),
                        "mask": mask, "cat_ids": cats, "cat_emb": torch.randn(b, n_det, 384, generator=g)},
-    })
+    }
 
 
 def train_step(model, batch):
@@ -268,7 +267,7 @@ def test_clip_sam_weights_round_trip(models, tmp_path):
     sam = _save(src.sam.state_dict(), tmp_path / "sam.pt")
     clip = _save(src.selector.clip.state_dict(), tmp_path / "clip.pt")
     torch.manual_seed(123)
-    dst = build_method("clip_sam", "tiny", cfg_options={**METHOD_ONLY, "model.sam_pretrained": sam,
+    dst = build_method("clip_sam", "tiny", cfg_options={"model.sam_pretrained": sam,
                                                          "model.clip.pretrained": clip}).method.eval()
     batch = make_batch(seed=8)
     with torch.no_grad():
@@ -286,21 +285,21 @@ def test_clip_detr_weights_round_trip(tmp_path):
     save_file({k: v.contiguous() for k, v in src.detr.state_dict().items()}, str(folder / "model.safetensors"))
     clip = _save(src.selector.clip.state_dict(), tmp_path / "clip.pt")
     torch.manual_seed(321)
-    dst = build_method("clip_detr", "tiny", cfg_options={**METHOD_ONLY,
+    dst = build_method("clip_detr", "tiny", cfg_options={
         "model.detector": "detr", "model.score_threshold": 0.0, "model.detr_pretrained": str(folder),
         "model.clip.pretrained": clip}).method.eval()
     batch = make_batch(seed=9)
     with torch.no_grad():
         assert torch.equal(src(batch), dst(batch))
     with pytest.raises(FileNotFoundError, match="model.pretrained|local file"):
-        build_method("clip_detr", "tiny", cfg_options={**METHOD_ONLY, "model.clip.pretrained": str(tmp_path / "missing.pt")})
+        build_method("clip_detr", "tiny", cfg_options={"model.clip.pretrained": str(tmp_path / "missing.pt")})
 
 
 def test_clip_refclip_weights_round_trip(models, tmp_path):
     src = models["clip_refclip"].method.eval()
     path = _save(src.state_dict(), tmp_path / "refclip.pt")
     torch.manual_seed(77)
-    dst = build_method("clip_refclip", "tiny", cfg_options={**METHOD_ONLY, "model.pretrained": path}).method.eval()
+    dst = build_method("clip_refclip", "tiny", cfg_options={"model.pretrained": path}).method.eval()
     batch = make_batch(seed=10)
     with torch.no_grad():
         assert torch.equal(src(batch), dst(batch))
@@ -310,7 +309,7 @@ def test_su_vos_backbone_weights_round_trip(models, tmp_path):
     src = models["su_vos"].method.eval()
     path = _save(src.backbone.state_dict(), tmp_path / "resnet.pt")
     torch.manual_seed(99)
-    dst = build_method("su_vos", "tiny", cfg_options={**METHOD_ONLY, "model.pretrained": path}).method.eval()
+    dst = build_method("su_vos", "tiny", cfg_options={"model.pretrained": path}).method.eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(torch.cat([f.flatten() for f in src.backbone(x)]),

@@ -18,7 +18,7 @@ from ravar_bench.config import build_method, count_params
 from ravar_bench.encoders.text_video import as_question, kmedoids
 from ravar_bench.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, method_info
-from ravar_bench.testing import METHOD_ONLY, fake_detections
+from ravar_bench.testing import fake_detections
 
 torch.set_num_threads(2)
 
@@ -76,7 +76,7 @@ def tiny(name: str, opts: dict):
     """One tiny build per variant for the read-only tests (building is most of a test's time)."""
     key = (name, tuple(sorted(opts.items())))
     if key not in _CACHE:
-        _CACHE[key] = build_tiny(name, **METHOD_ONLY, **opts)
+        _CACHE[key] = build_tiny(name, **opts)
     return _CACHE[key]
 
 
@@ -319,25 +319,25 @@ def test_open_clip_weights_load_from_a_local_file(tmp_path):
     path = tmp_path / "clip.pt"
     torch.save(src.method.clip.state_dict(), path)
     for name in ("clip4clip", "mevtr", "xclip"):
-        dst = build_tiny(name, seed=2, **METHOD_ONLY, **{"model.clip.pretrained": str(path)})
+        dst = build_tiny(name, seed=2, **{"model.clip.pretrained": str(path)})
         for k, v in src.method.clip.state_dict().items():
             assert torch.equal(dst.method.clip.state_dict()[k], v), (name, k)
-    dst = build_tiny("clip4clip", seed=2, **METHOD_ONLY, **{"model.clip.pretrained": str(path)})
+    dst = build_tiny("clip4clip", seed=2, **{"model.clip.pretrained": str(path)})
     batch = make_batch()
     assert torch.equal(_feats(src, batch), _feats(dst, batch))
     with pytest.raises(FileNotFoundError, match="no local file"):
-        build_tiny("clip4clip", **METHOD_ONLY, **{"model.clip.pretrained": str(tmp_path / "missing.pt")})
+        build_tiny("clip4clip", **{"model.clip.pretrained": str(tmp_path / "missing.pt")})
 
 
 def test_hf_xclip_loads_from_a_local_folder(tmp_path):
     src = build_tiny("xclip", seed=1, **{"model.towers": "hf_xclip"})
     src.method.xclip.save_pretrained(tmp_path / "xclip")
     opts = {"model.towers": "hf_xclip", "model.xclip_pretrained": str(tmp_path / "xclip")}
-    dst = build_tiny("xclip", seed=2, **METHOD_ONLY, **opts)
+    dst = build_tiny("xclip", seed=2, **opts)
     batch = make_batch()
     assert torch.equal(_feats(src, batch), _feats(dst, batch))
     with pytest.raises(FileNotFoundError, match="hub id"):
-        build_tiny("xclip", **METHOD_ONLY, **{"model.towers": "hf_xclip", "model.xclip_pretrained": "microsoft/xclip-base-patch32"})
+        build_tiny("xclip", **{"model.towers": "hf_xclip", "model.xclip_pretrained": "microsoft/xclip-base-patch32"})
 
 
 def test_singularity_loads_beit_and_bert_folders_and_its_own_checkpoint(tmp_path):
@@ -352,7 +352,7 @@ def test_singularity_loads_beit_and_bert_folders_and_its_own_checkpoint(tmp_path
                      add_pooling_layer=False)
     bert.save_pretrained(tmp_path / "bert")
     opts = {"model.vision_pretrained": str(tmp_path / "beit"), "model.text_pretrained": str(tmp_path / "bert")}
-    a, b = build_tiny("singularity", seed=5, **METHOD_ONLY, **opts), build_tiny("singularity", seed=5, **METHOD_ONLY, **opts)
+    a, b = build_tiny("singularity", seed=5, **opts), build_tiny("singularity", seed=5, **opts)
     beit = BeitModel.from_pretrained(tmp_path / "beit", add_pooling_layer=False)
     assert all(torch.equal(v, a.method.vision_encoder.state_dict()[k]) for k, v in beit.state_dict().items())
     text, fusion, layers = a.method.text_encoder.encoder.layer, a.method.fusion.layer, bert.encoder.layer
@@ -362,10 +362,10 @@ def test_singularity_loads_beit_and_bert_folders_and_its_own_checkpoint(tmp_path
     batch = make_batch()
     assert torch.equal(_feats(a, batch), _feats(b, batch))
     torch.save(src.method.state_dict(), tmp_path / "sing.pt")  # whole-method checkpoint
-    c = build_tiny("singularity", seed=9, **METHOD_ONLY, **{"model.pretrained": str(tmp_path / "sing.pt")})
+    c = build_tiny("singularity", seed=9, **{"model.pretrained": str(tmp_path / "sing.pt")})
     assert torch.equal(_feats(src, batch), _feats(c, batch))
     with pytest.raises(FileNotFoundError, match="config.json"):
-        build_tiny("singularity", **METHOD_ONLY, **{"model.text_pretrained": str(tmp_path / "nowhere")})
+        build_tiny("singularity", **{"model.text_pretrained": str(tmp_path / "nowhere")})
 
 
 def test_blipv2_loads_a_local_blip2_folder(tmp_path):
@@ -378,8 +378,8 @@ def test_blipv2_loads_a_local_blip2_folder(tmp_path):
     torch.manual_seed(4)
     ref = Blip2ForImageTextRetrieval(cfg)
     ref.save_pretrained(tmp_path / "blip2")
-    a = build_tiny("blipv2", seed=5, **METHOD_ONLY, **{"model.pretrained": str(tmp_path / "blip2")})
-    b = build_tiny("blipv2", seed=6, **METHOD_ONLY, **{"model.pretrained": str(tmp_path / "blip2")})
+    a = build_tiny("blipv2", seed=5, **{"model.pretrained": str(tmp_path / "blip2")})
+    b = build_tiny("blipv2", seed=6, **{"model.pretrained": str(tmp_path / "blip2")})
     rs = ref.state_dict()
     for k, v in a.method.embeddings.state_dict().items():
         assert torch.equal(v, rs["embeddings." + k]), k
@@ -389,7 +389,7 @@ def test_blipv2_loads_a_local_blip2_folder(tmp_path):
     batch = make_batch()
     assert torch.equal(_feats(a, batch), _feats(b, batch))  # nothing left random that matters
     with pytest.raises(FileNotFoundError, match="hub id"):
-        build_tiny("blipv2", **METHOD_ONLY, **{"model.pretrained": "Salesforce/blip2-itm-vit-g"})
+        build_tiny("blipv2", **{"model.pretrained": "Salesforce/blip2-itm-vit-g"})
 
 
 def test_askanything_loads_a_local_llm_folder_with_its_tokenizer(tmp_path, caplog):
@@ -397,10 +397,10 @@ def test_askanything_loads_a_local_llm_folder_with_its_tokenizer(tmp_path, caplo
 
     from ravar_bench.encoders.text_video import bert_tokenizer
 
-    src = build_tiny("askanything", seed=1, **METHOD_ONLY)
+    src = build_tiny("askanything", seed=1)
     src.method.llm.save_pretrained(tmp_path / "llm")
     bert_tokenizer().save_pretrained(tmp_path / "llm")  # a local LLM folder carries its own tokenizer
-    a = build_tiny("askanything", seed=2, **METHOD_ONLY, **{"model.llm_pretrained": str(tmp_path / "llm")})
+    a = build_tiny("askanything", seed=2, **{"model.llm_pretrained": str(tmp_path / "llm")})
     llm = LlamaModel.from_pretrained(tmp_path / "llm")
     assert all(torch.equal(v, a.method.llm.state_dict()[k]) for k, v in llm.state_dict().items())
     # the rest (encoder, llama_proj, frame embeddings) from src: then the whole model is src's
@@ -410,4 +410,4 @@ def test_askanything_loads_a_local_llm_folder_with_its_tokenizer(tmp_path, caplo
     batch = make_batch()
     assert torch.equal(_feats(src, batch), _feats(a, batch))
     with pytest.raises(FileNotFoundError, match="hub id"):
-        build_tiny("askanything", **METHOD_ONLY, **{"model.llm_pretrained": "lmsys/vicuna-13b-v1.1"})
+        build_tiny("askanything", **{"model.llm_pretrained": "lmsys/vicuna-13b-v1.1"})
