@@ -78,7 +78,8 @@ def add_run_args(ap):
                     help="if another run holds --out, wait for it to finish instead of refusing")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     ap.add_argument("--synth-seed", type=int, default=0, help="seed of the embedded RefAVA-Synth data")
-    ap.add_argument("--synth-movies", default="48,12,12", help="train,val,test movies of RefAVA-Synth")
+    ap.add_argument("--synth-movies", default=None,
+                    help="train,val,test movies of RefAVA-Synth (default: the sizes of the generator's SynthConfig)")
     ap.add_argument("--synth-clips", type=int, default=6, help="annotated key seconds per RefAVA-Synth movie")
     ap.add_argument("--skip-invalid", action="store_true", help="count and skip invalid annotation rows")
     ap.add_argument("--skip-missing-frames", action="store_true", help="count and skip instances with missing frames")
@@ -132,7 +133,9 @@ def cmd_run(args, command: str) -> int:
     methods = suite_methods(args.suite, args.methods)
     _check_data_root(args)
     seeds = _int_list(args.seeds, "--seeds")
-    movies = _int_list(args.synth_movies, "--synth-movies")
+    sizes = SynthConfig()
+    movies = (_int_list(args.synth_movies, "--synth-movies") if args.synth_movies is not None
+              else [sizes.train_movies, sizes.val_movies, sizes.test_movies])
     if len(movies) != 3:
         raise UsageError(f"--synth-movies: expected train,val,test counts, got {args.synth_movies!r}")
     # every method's config before any training: a typo in --cfg-options or a missing config is one line now,
