@@ -8,12 +8,13 @@ from ravar_bench.testing import ACTOR32, with_actor_text
 
 def _batch(b=4):
     g = torch.Generator().manual_seed(0)
-    return with_actor_text({"video": torch.randn(b, 8, 3, 64, 64, generator=g), "text_tokens": torch.randn(b, 32, 384, generator=g),
-            "text_mask": torch.ones(b, 32, dtype=torch.bool),
-            "detections": {"boxes": torch.rand(b, 16, 4, generator=g).sort(-1).values, "scores": torch.rand(b, 16),
-                           "mask": torch.ones(b, 16, dtype=torch.bool), "cat_ids": torch.ones(b, 16, dtype=torch.long),
-                           "cat_emb": torch.randn(b, 16, 384, generator=g)},
-            "clip_key": [f"v___{900 + i}" for i in range(b)], "key": [f"v___{900 + i}___1" for i in range(b)]})
+    batch = {"video": torch.randn(b, 8, 3, 64, 64, generator=g), "text_tokens": torch.randn(b, 32, 384, generator=g),
+             "text_mask": torch.ones(b, 32, dtype=torch.bool),
+             "detections": {"boxes": torch.rand(b, 16, 4, generator=g).sort(-1).values, "scores": torch.rand(b, 16),
+                            "mask": torch.ones(b, 16, dtype=torch.bool), "cat_ids": torch.ones(b, 16, dtype=torch.long),
+                            "cat_emb": torch.randn(b, 16, 384, generator=g)},
+             "clip_key": [f"v___{900 + i}" for i in range(b)], "key": [f"v___{900 + i}___1" for i in range(b)]}
+    return with_actor_text(batch)
 
 
 def _count_calls(module):

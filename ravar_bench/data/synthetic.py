@@ -120,7 +120,7 @@ class SynthConfig:
     seed: int = 0
     train_movies: int = 48
     val_movies: int = 12
-    # 48 test movies (~840 instances), 4x the val split: at 12 (~210) a method's 95% test-mAP interval was +-3.9
+    # 48 test movies (~780 instances), 4x the val split: at 12 (~200) a method's 95% test-mAP interval was +-3.9
     # points against 1-5 points between methods; the leaderboard ranks on test (benchmarks/default_levers.md, e10)
     test_movies: int = 48
     clips_per_movie: int = 6
