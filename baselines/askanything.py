@@ -25,8 +25,13 @@ from torch import nn
 
 from ravar_bench.encoders.blip2 import Blip2VideoEncoder
 from ravar_bench.encoders.checkpoint import load_into
-from ravar_bench.encoders.text_video import (as_question, bert_tokenizer, check_references, load_hf_local,
-                                              tokenize_truncating)
+from ravar_bench.encoders.text_video import (
+    as_question,
+    bert_tokenizer,
+    check_references,
+    load_hf_local,
+    tokenize_truncating,
+)
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
@@ -79,12 +84,6 @@ class AskAnything(Method):
         self.feat_dim = d_llm
         if pretrained:
             load_into(self, pretrained, what="askanything checkpoint")
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_llm:
-            self.llm.eval()
-        return self
 
     def video_tokens(self, video: torch.Tensor, clip_keys: list[str] | None = None) -> torch.Tensor:
         q = self.encoder(video, clip_keys=clip_keys) + self.frame_embed      # (B, T, Q, H)

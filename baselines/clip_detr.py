@@ -42,7 +42,7 @@ def build_detr(detr: dict, pretrained: str | None = None) -> nn.Module:
 
 
 @register_method("clip_detr", family="SF", paper_name="CLIP+DETR")
-class ClipDetr(Method):
+class CLIPDETR(Method):
     needs = frozenset({"keyframe", "text", "detections"})
 
     def __init__(self, keyframe_size: int, num_dets: int, clip: dict, context_length: int = 32,
@@ -72,12 +72,6 @@ class ClipDetr(Method):
         self.pixel_mean, self.pixel_std = tuple(pixel_mean), tuple(pixel_std)
         self.no_detection_count = 0
         self.feat_dim = self.selector.out_dim(e)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.detector == "detr":
-            self.detr.eval()  # frozen: dropout off, always
-        return self
 
     @torch.no_grad()
     def run_detr(self, keyframe: torch.Tensor) -> dict:

@@ -82,7 +82,7 @@ class AnchorHead(nn.Module):
 
 
 @register_method("clip_refclip", family="SF", paper_name="CLIP+REFCLIP")
-class ClipRefClip(Method):
+class CLIPRefCLIP(Method):
     needs = frozenset({"keyframe", "text"})
     # the anchor features and the score projections: the scores pick the region by argmax, so only the anchor
     # contrast (aux_loss) trains them
@@ -120,12 +120,6 @@ class ClipRefClip(Method):
         if freeze_detector:  # RefCLIP's VIS_FREEZE: the YOLOv3 detector (backbone + box head) is frozen
             self.backbone.requires_grad_(False)
             self.anchor_head.pred.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_detector:
-            self.backbone.eval()  # frozen BatchNorm statistics too
-        return self
 
     def forward(self, batch):
         kf = batch["keyframe"]

@@ -17,8 +17,7 @@ from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
 from ravar_bench.encoders.clip import ClipTokenizer, build_clip
-from ravar_bench.encoders.regions import (ClipRegionSelector, boxes_from_binary_masks, local_weights_file,
-                                          renormalise)
+from ravar_bench.encoders.regions import ClipRegionSelector, boxes_from_binary_masks, local_weights_file, renormalise
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
@@ -48,7 +47,7 @@ def grid_points(points_per_side: int) -> torch.Tensor:
 
 
 @register_method("clip_sam", family="SF", paper_name="CLIP+SAM")
-class ClipSam(Method):
+class CLIPSAM(Method):
     needs = frozenset({"keyframe", "text"})
 
     def __init__(self, keyframe_size: int, clip: dict, sam: dict | None = None, sam_pretrained: str | None = None,
@@ -69,11 +68,6 @@ class ClipSam(Method):
         self.pixel_mean, self.pixel_std = tuple(pixel_mean), tuple(pixel_std)
         self.no_detection_count = 0
         self.feat_dim = self.selector.out_dim(e)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.sam.eval()  # frozen proposer
-        return self
 
     @torch.no_grad()
     def propose(self, keyframe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -16,8 +16,8 @@ import math
 
 from torch import nn
 
-from ravar_bench.encoders.aal import TextFusedVideoMethod
 from ravar_bench.encoders.checkpoint import load_into, meta_safe_build
+from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
 # hiera-transformer 0.1.4, hiera.hiera_base_16x224 (Hiera's defaults give embed_dim=96, num_heads=1,

@@ -9,7 +9,8 @@ pool and the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
+from ravar_bench.encoders.aal import build_mmaction_backbone
+from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
 # mmaction2 1.2.0, configs/_base_/models/i3d_r50.py (the backbone of i3d_imagenet-pretrained-r50_8xb8-32x2x1).
@@ -29,7 +30,7 @@ I3D_R50 = dict(
 
 
 @register_method("i3d", family="AAL", paper_name="I3D")
-class I3DMethod(TextFusedVideoMethod):
+class I3D(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
         super().__init__(num_frames, img_size)

@@ -11,7 +11,8 @@ by TextFiLM's pool over that map and the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
+from ravar_bench.encoders.aal import build_mmaction_backbone
+from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
 MVIT_B = dict(type="MViT", arch="base", drop_path_rate=0.3)  # mmaction2 mvit-base-p244_32x3x1_kinetics400

@@ -55,12 +55,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ravar_bench.data.coco import PERSON_ID
 from ravar_bench.encoders.agent_attention import VARIANTS, CrossStreamAgentFusion
 from ravar_bench.encoders.blip2 import Blip2VideoEncoder
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
-COCO_PERSON = 1  # COCO category id of "person" (detections.cat_ids hold COCO ids)
 TEXT_PATHS = ("qformer", "projection")  # Eq. 1's text path; see the module docstring
 
 
@@ -92,7 +92,7 @@ class RefAtomNetStreams(Method):
 
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, max_text_len: int,
                  blip2: dict | None = None, width: int = 768, variant: str = "paper",
-                 use_location: bool | None = None, person_cat_id: int = COCO_PERSON, text_path: str | None = None,
+                 use_location: bool | None = None, person_cat_id: int = PERSON_ID, text_path: str | None = None,
                  **fusion_kw):
         super().__init__()
         if variant not in VARIANTS:
@@ -254,7 +254,7 @@ class RefAtomNet(RefAtomNetStreams):
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, max_text_len: int,
                  blip2: dict | None = None, width: int = 768, variant: str = "paper", num_agents: int = 4,
                  num_heads: int = 1, alpha: float | None = None, mlp_ratio: float = 4.0, caaf: bool | None = None,
-                 catf: bool | None = None, use_location: bool | None = None, person_cat_id: int = COCO_PERSON,
+                 catf: bool | None = None, use_location: bool | None = None, person_cat_id: int = PERSON_ID,
                  text_path: str | None = None):
         super().__init__(num_frames, img_size, num_dets, text_dim, max_text_len, blip2=blip2, width=width,
                          variant=variant, use_location=use_location, person_cat_id=person_cat_id, text_path=text_path,

@@ -40,11 +40,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ravar_bench.data.coco import PERSON_ID
 from ravar_bench.encoders.checkpoint import load_into
 from ravar_bench.encoders.clip import ClipTokenizer
 from ravar_bench.registry import register_method
 
-from .refatomnet import COCO_PERSON, RefAtomNet, RefAtomNetStreams, TokenMap
+from .refatomnet import RefAtomNet, RefAtomNetStreams, TokenMap
 
 
 # ------------------------------------------------------------------------------------------------ ablations
@@ -211,7 +212,7 @@ class RefAtomNetXCLIP(RefAtomNet):
                  width: int = 768, num_tokens: int = 32, context_length: int = 32, freeze_vision: bool = True,
                  freeze_text: bool = True, pretrained: str | None = None, variant: str = "paper",
                  num_agents: int = 4, num_heads: int = 1, alpha: float | None = None, mlp_ratio: float = 4.0,
-                 caaf: bool | None = None, catf: bool | None = None, person_cat_id: int = COCO_PERSON):
+                 caaf: bool | None = None, catf: bool | None = None, person_cat_id: int = PERSON_ID):
         self._xclip_cfg = dict(xclip=xclip or {}, freeze_vision=freeze_vision, freeze_text=freeze_text,
                                pretrained=pretrained, context_length=context_length)
         RefAtomNetStreams.__init__(
@@ -249,14 +250,6 @@ class RefAtomNetXCLIP(RefAtomNet):
         self.tokenizer = ClipTokenizer(opts["context_length"])
         grid = (img_size // self.xclip.config.vision_config.patch_size) ** 2
         return self.xclip.config.projection_dim, num_frames + grid
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_xclip_vision:
-            self.xclip.vision_model.eval()
-        if self.freeze_xclip_text:
-            self.xclip.text_model.eval()
-        return self
 
     def encode_visual(self, batch):
         video = batch["video"]

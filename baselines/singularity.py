@@ -25,8 +25,13 @@ import torch
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
-from ravar_bench.encoders.text_video import (as_question, bert_tokenizer, check_references, load_hf_local,
-                                              tokenize_truncating)
+from ravar_bench.encoders.text_video import (
+    as_question,
+    bert_tokenizer,
+    check_references,
+    load_hf_local,
+    tokenize_truncating,
+)
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
@@ -69,9 +74,11 @@ class Singularity(Method):
 
         # ---- vision: BEiT / ViT from transformers
         if vision_type == "beit":
-            from transformers import BeitConfig as VCfg, BeitModel as VModel
+            from transformers import BeitConfig as VCfg
+            from transformers import BeitModel as VModel
         else:
-            from transformers import ViTConfig as VCfg, ViTModel as VModel
+            from transformers import ViTConfig as VCfg
+            from transformers import ViTModel as VModel
         if vision_pretrained:
             self.vision_encoder = load_hf_local(VModel, vision_pretrained, "singularity: vision_pretrained",
                                                 add_pooling_layer=False)

@@ -11,7 +11,8 @@ mmaction's TimeSformerHead (Linear(400)) is replaced by the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
+from ravar_bench.encoders.aal import build_mmaction_backbone
+from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
 VIT_B = dict(type="VisionTransformer", patch_size=16, embed_dims=768, depth=12, num_heads=12, mlp_ratio=4,

@@ -7,14 +7,15 @@ mmaction's X3DHead (pool -> fc1 432->2048 -> fc2 400) is replaced by TextFiLM's 
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.aal import TextFusedVideoMethod, build_mmaction_backbone
+from ravar_bench.encoders.aal import build_mmaction_backbone
+from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
 X3D_M = dict(type="X3D", gamma_w=1, gamma_b=2.25, gamma_d=2.2)  # mmaction2 configs/_base_/models/x3d.py
 
 
 @register_method("x3d", family="AAL", paper_name="X3D")
-class X3DMethod(TextFusedVideoMethod):
+class X3D(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
                  pretrained: str | None = None, fusion: dict | None = None):
         super().__init__(num_frames, img_size)

@@ -6,7 +6,7 @@ from a FRESH cache folder (data generation included), and prints per run the wal
 
   1 referring: per Table-2 method that reads the sentence, test mIoU minus the chance control's with its
     paired-bootstrap p, and the referring-swap drop of test mIoU with its paired-bootstrap p
-    (ravar_bench.stats.paired_bootstrap_p over the two prediction files); met when all are > 0 with p < 0.01;
+    (ravar_bench.scoring.stats.paired_bootstrap_p over the two prediction files); met when all are > 0 with p < 0.01;
   2 actions: best and median test mAP minus chance, and how many methods beat chance with p < 0.01
     (met: best >= 15 points, median >= 8, at least 14 of 16);
   3 stability: Spearman's rho of the test rankings by mAP and by mIoU between the two data seeds (met: >= 0.7);
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from ravar_bench.errors import UsageError  # noqa: E402  (one line on stderr, exit code 2)
 from ravar_bench.registry import TABLE2_FAMILIES, method_info  # noqa: E402
-from ravar_bench.stability import compare_runs  # noqa: E402
-from ravar_bench.stats import paired_bootstrap_p  # noqa: E402
+from ravar_bench.scoring.stability import compare_runs  # noqa: E402
+from ravar_bench.scoring.stats import paired_bootstrap_p  # noqa: E402
 
 TEXT_KEYS = {"text", "text_emb", "text_tokens"}
 CHANCE = "chance"
@@ -82,7 +82,7 @@ def _pred(run_dir: Path, method: str, tag: str = "", seed: int = 0) -> dict | No
 
 
 def _metric(pred: dict, name: str) -> float:
-    from ravar_bench.metrics import evaluate
+    from ravar_bench.scoring.metrics import evaluate
 
     return evaluate(pred["scores"], pred["labels"], pred["boxes"], pred["gt_boxes"])[name]
 

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ravar_bench.metrics import evaluate  # noqa: E402
+from ravar_bench.scoring.metrics import evaluate  # noqa: E402
 
 
 def sklearn_protocol(scores, labels):
@@ -47,7 +47,7 @@ def main():
     t_ours, ours = best(lambda: evaluate(scores, labels, boxes, boxes))
     t_sk, (ap_sk, auc_sk) = best(lambda: sklearn_protocol(scores, labels))
     print(f"instances x classes:        {args.n} x 80")
-    print(f"ravar_bench.metrics:        {t_ours * 1000:8.1f} ms  (mAP {ours['mAP']:.6f}, AUROC {ours['AUROC']:.6f})")
+    print(f"ravar_bench.scoring.metrics:        {t_ours * 1000:8.1f} ms  (mAP {ours['mAP']:.6f}, AUROC {ours['AUROC']:.6f})")
     print(f"scikit-learn per class:     {t_sk * 1000:8.1f} ms  (mAP {ap_sk:.6f}, AUROC {auc_sk:.6f})")
     print(f"speed-up:                   {t_sk / t_ours:8.1f} x   (target >= 10x)")
     print(f"max |difference| (percent): {max(abs(ours['mAP'] - ap_sk), abs(ours['AUROC'] - auc_sk)):.2e} (target <= 1e-6 x 100)")

@@ -4,7 +4,7 @@
     python benchmarks/faults.py                 # about 2-4 minutes on 2 CPU cores
     python benchmarks/faults.py --work /tmp/f   # keep the run folders and logs there
 
-The same cases run in tests/test_faults.py (ravar_bench/fault_battery.py holds them); this script adds the
+The same cases run in tests/test_faults.py (ravar_bench/testing/fault_battery.py holds them); this script adds the
 command-line check (a data error through tools/run_bench.py: one line, exit 2). Exits 1 if any case broke
 its expectation or lost a result.
 """
@@ -30,7 +30,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
-    from ravar_bench.fault_battery import Battery
+    from ravar_bench.testing.fault_battery import Battery
 
     work = Path(args.work or tempfile.mkdtemp(prefix="ravar_faults_"))
     t0 = time.time()

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ravar_bench.config import build_from_config, load_config  # noqa: E402
+from ravar_bench.config import load_config  # noqa: E402
 from ravar_bench.engine.data_source import open_source  # noqa: E402
 from ravar_bench.engine.text_cache import TextFeatureCache  # noqa: E402
 from ravar_bench.engine.trainer import make_loader  # noqa: E402
-from ravar_bench.head import ravar_loss  # noqa: E402
+from ravar_bench.factory import build_from_config  # noqa: E402
+from ravar_bench.model.head import ravar_loss  # noqa: E402
 
 
 def epoch_times(cfg, source, tc, use_cache: bool) -> list[float]:

@@ -34,7 +34,8 @@ COLUMNS = ["method", "precision", "batch", "device", "params_M", "trainable_M", 
 
 def sizes(name: str, config_set: str) -> dict:
     """Parameter counts from a meta-device build (no memory) and the training-memory estimate."""
-    from ravar_bench.config import build_from_config, count_params, load_config
+    from ravar_bench.config import load_config
+    from ravar_bench.factory import build_from_config, count_params
 
     model = build_from_config(load_config(name, config_set), device="meta")
     params, trainable = count_params(model), count_params(model, trainable_only=True)
@@ -49,9 +50,10 @@ def child(name: str, config_set: str, precision: str, batches: list[int], device
     resident set only grows, so with several batch sizes each row's peak includes the earlier ones."""
     import torch
 
-    from ravar_bench.config import build_from_config, load_config
+    from ravar_bench.config import load_config
     from ravar_bench.encoders.frozen_cache import frozen_caches
     from ravar_bench.engine.precision import prepare_model
+    from ravar_bench.factory import build_from_config
     from ravar_bench.testing import fake_batch
 
     torch.set_num_threads(threads)
@@ -78,14 +80,9 @@ def _measure(model, prec, opt, data, batch, steps, cuda) -> dict:
 
     import torch
 
-    from ravar_bench.head import ravar_loss
-
     def step() -> float:
         with prec.autocast():
-            out = model(data)
-            loss = ravar_loss(out["logits"], out["boxes"], data["labels"], data["box"])["loss"]
-            if getattr(model.method, "aux_loss", None) is not None:
-                loss = loss + model.method.aux_loss
+            loss = model(data)["losses"]["loss"]
         opt.zero_grad(set_to_none=True)
         prec.backward(loss)
         prec.step(opt, [p for p in model.parameters() if p.requires_grad], 1.0)

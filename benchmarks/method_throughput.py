@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ravar_bench.config import build_from_config, count_params, load_config  # noqa: E402
-from ravar_bench.head import ravar_loss  # noqa: E402
+from ravar_bench.config import load_config  # noqa: E402
+from ravar_bench.factory import build_from_config, count_params  # noqa: E402
+from ravar_bench.model.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import resolve_methods  # noqa: E402
 from ravar_bench.testing import fake_batch  # noqa: E402
 

@@ -146,7 +146,7 @@ def cmd_run(args, command: str) -> int:
     for name in methods:
         load_config(name, args.config_set, opts)
 
-    from .engine.bench import run_benchmark
+    from .runner.bench import run_benchmark
 
     out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
     synth = SynthConfig(seed=args.synth_seed, train_movies=movies[0], val_movies=movies[1], test_movies=movies[2],
@@ -158,7 +158,7 @@ def cmd_run(args, command: str) -> int:
     if args.launcher == "none":
         res = run_benchmark(methods, out, seeds=seeds, progress=not args.no_progress, **kw)
     else:
-        from .engine.launch import fan_out
+        from .runner.launch import fan_out
 
         res = fan_out(methods, seeds, out, cluster="local" if args.launcher == "submitit-local" else None,
                       slurm=args.slurm, **kw)
@@ -258,14 +258,14 @@ def add_leaderboard_args(ap):
                     help="another run folder (e.g. --synth-seed 1): Spearman's rho of the two test rankings "
                          "in the stability section")
     ap.add_argument("--html", action="store_true",
-                    help="also write DIR/index.html: one self-contained, explorable page (ravar_bench.webpage)")
+                    help="also write DIR/index.html: one self-contained, explorable page (ravar_bench.report.webpage)")
     ap.add_argument("--data-root", default=None,
                     help="with --html: the data root whose key frames the page's examples show (default: the "
                          "run's RefAVA-Synth folder when it exists; without frames the section says so)")
 
 
 def cmd_leaderboard(args, command: str) -> int:
-    from .leaderboard import write_leaderboard
+    from .report.leaderboard import write_leaderboard
 
     d = Path(args.dir)
     if not d.is_dir():
@@ -279,13 +279,13 @@ def cmd_leaderboard(args, command: str) -> int:
     if args.stability_with and not (Path(args.stability_with) / "results.csv").is_file():
         raise UsageError(f"--stability-with {args.stability_with}: no results.csv there")
     if args.html:  # the command that made the results, read before leaderboard.md is rewritten
-        from .webpage import recorded_command
+        from .report.webpage import recorded_command
 
         made_by = args.command or recorded_command(d, args.suite)
     print(write_leaderboard(args.dir, command=args.command, protocol=args.protocol, suite=args.suite,
                             stability_with=args.stability_with, config_set=args.config_set, data=args.data))
     if args.html:
-        from .webpage import write_html
+        from .report.webpage import write_html
 
         print(write_html(d, args.suite, source_root=args.data_root, command=made_by, config_set=args.config_set,
                          data=args.data, protocol=args.protocol))

@@ -1,4 +1,5 @@
-"""Config loading (mmengine ``Config`` with ``_base_`` inheritance), key checking, and the method builder.
+"""Config loading (mmengine ``Config`` with ``_base_`` inheritance) and key checking; :mod:`ravar_bench.factory`
+builds the model from what this returns.
 
 A method's config of a set is its own file / dict (``ravar_bench.registry.MethodInfo.config_source``); a file with
 ``_base_`` stands alone, a dict or a file without ``_base_`` is merged over the suite's base config of the set
@@ -10,21 +11,19 @@ declares, or ``model.<constructor parameter>``; a typo is a UsageError naming th
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import difflib
 import functools
 import inspect
 import logging
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 
 from .data.dataset import DATA_KEYS
 from .errors import UsageError
-from .head import RavarModel, SharedHead, ravar_loss
-from .registry import BASE_CONFIG_DIR, METHODS, method_info
+from .model.head import SharedHead, ravar_loss
+from .reference import BASE_CONFIG_DIR
+from .registry import METHODS, method_info
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ CONFIG_SETS = ("tiny", "full")
 
 # Values a model constructor may take from the data / text-encoder sections, so one config fact
 # (e.g. the clip length) is written once and the model is built for the input it will get.
-_INJECT = {
+INJECT = {
     "num_frames": ("data", "num_frames"),
     "img_size": ("data", "img_size"),
     "keyframe_size": ("data", "keyframe_size"),
@@ -122,7 +121,7 @@ def _missing_args(cfg: Config, cls) -> list[str]:
     for p, par in params.items():
         if par.default is not inspect.Parameter.empty or p in model:
             continue
-        inj = _INJECT.get(p)
+        inj = INJECT.get(p)
         if inj and inj[0] in cfg and inj[1] in cfg[inj[0]]:
             continue
         missing.append(p)
@@ -188,74 +187,4 @@ def load_config(name: str, config_set: str = "tiny", cfg_options: dict | None = 
     return cfg
 
 
-def model_kwargs(cfg: Config) -> dict:
-    """The model section plus the injected data / text-encoder values the constructor accepts."""
-    cls = METHODS.get(cfg.model["type"]) or method_info(cfg.model["type"]).cls
-    kwargs = {k: v for k, v in cfg.model.items() if k != "type"}
-    params = inspect.signature(cls.__init__).parameters
-    for arg, (section, key) in _INJECT.items():
-        if arg in params and arg not in kwargs and section in cfg and key in cfg[section]:
-            kwargs[arg] = cfg[section][key]
-    return kwargs
-
-
-def actor_config(cfg: Config, size: int | None) -> Config:
-    """The config of the actor pass's instance: the method's own, built for ``size`` px crops (None: unchanged).
-    The clip's and key frame's sizes become ``size``, and so does every ``image_size`` inside the model section
-    that states the clip's size (the CLIP towers' ``clip.vision.image_size``), so that one number sets them all."""
-    if size is None:
-        return cfg
-    out = copy.deepcopy(cfg)
-    old = {out.data.get("img_size"), out.data.get("keyframe_size")}
-
-    def visit(node):
-        for k, v in node.items():
-            if isinstance(v, dict):
-                visit(v)
-            elif k == "image_size" and v in old:
-                node[k] = size
-
-    visit(out.model)
-    out.data.img_size = out.data.keyframe_size = size
-    return out
-
-
-def _build_actor(cls, cfg: Config, size: int | None):
-    try:
-        return cls(**model_kwargs(actor_config(cfg, size)))
-    except (ValueError, RuntimeError) as e:  # most often weights made for the clip's size (a position embedding)
-        if size is None or size == cfg.data.get("img_size"):
-            raise
-        raise ValueError(f"{cfg.model['type']}: the actor pass's instance, built for head.actor_size={size} px crops, "
-                         f"cannot be built: {e}\nWeights given in the model section are loaded into it too; if they "
-                         f"were made for data.img_size={cfg.data.get('img_size')} px, set head.actor_size=None (crops "
-                         f"resampled to the clip's own size) or head.actor_pass=False") from e
-
-
-def build_from_config(cfg: Config, device: str | torch.device | None = None) -> RavarModel:
-    """Build method + shared head. ``device="meta"`` builds without memory (for full-size counts)."""
-    info = method_info(cfg.model["type"])
-    cls = METHODS.get(info.name)  # the registry resolves the config's type
-    ctx = torch.device(device) if device is not None else contextlib.nullcontext()
-    with ctx:
-        method = cls(**model_kwargs(cfg))
-        if not method.feat_dim:
-            raise RuntimeError(f"{info.name}: the method must set self.feat_dim in __init__")
-        head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
-        # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/head.py)
-        actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
-    return RavarModel(method, head, actor)
-
-
-def build_method(name: str, config_set: str = "tiny", cfg_options: dict | None = None,
-                 device: str | torch.device | None = None) -> RavarModel:
-    """Public API: the named method with its shared head, from its tiny or full config."""
-    return build_from_config(load_config(name, config_set, cfg_options), device=device)
-
-
-def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-__all__ = ["load_config", "actor_config", "build_method", "build_from_config", "count_params", "model_kwargs", "known_keys",
-           "check_option_keys"]
+__all__ = ["load_config", "known_keys", "check_option_keys", "base_keys", "CONFIG_SETS"]

@@ -14,7 +14,7 @@ so a single-frame method never pays for decoding a clip):
 Always present: ``key`` (list of B), ``clip_key`` (list of B: "<video_id>___<timestamp>", the key of the
 clip's pixels, for caching frozen features), ``labels`` (B, 80) multi-hot, ``box`` (B, 4).
 
-The builder attaches the one :class:`ravar_bench.head.SharedHead`; a method never owns a head. A method may
+The builder attaches the one :class:`ravar_bench.model.head.SharedHead`; a method never owns a head. A method may
 also expose a spatial map (``map_dim`` / ``spatial_map`` below) that the head reads.
 """
 from __future__ import annotations
@@ -25,7 +25,38 @@ from torch import nn
 BATCH_KEYS = frozenset({"video", "keyframe", "text", "text_emb", "text_tokens", "detections"})
 
 
-class Method(nn.Module):
+def frozen_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The maximal sub-modules whose parameters all exist and are all frozen (a frozen tower, not a lone LayerNorm
+    inside a trainable block: only modules whose parent has trainable parameters are returned)."""
+    out = []
+
+    def visit(prefix: str, mod: nn.Module) -> None:
+        params = list(mod.parameters())
+        if params and not any(p.requires_grad for p in params):
+            out.append((prefix, mod))
+            return
+        for name, child in mod.named_children():
+            visit(f"{prefix}.{name}" if prefix else name, child)
+
+    visit("", model)
+    return out
+
+
+class FrozenStaysEval(nn.Module):
+    """``train()`` as ``nn.Module``'s, except that every fully frozen sub-module (:func:`frozen_modules`: a frozen
+    detector, SAM, a ViT tower, an LLM) stays in eval mode: nothing trains it, so its dropout must not add noise and
+    its BatchNorm statistics must not drift. Every :class:`Method` is one (a method never writes this override);
+    a shared encoder used on its own (``encoders.blip2.Blip2VideoEncoder``) inherits it too."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for _, sub in frozen_modules(self):
+                sub.eval()
+        return self
+
+
+class Method(FrozenStaysEval):
     """Base class of every registered method. Subclasses set ``needs`` and ``feat_dim``."""
 
     needs: frozenset = frozenset()
@@ -55,7 +86,7 @@ class Method(nn.Module):
                 f"rebuild the model for this input"
             )
 
-    # Optional, for the shared head's candidate mode (ravar_bench/head.py): a method that can say where it
+    # Optional, for the shared head's candidate mode (ravar_bench/model/head.py): a method that can say where it
     # looks sets ``self.map_dim`` (channels) in __init__ and, in forward, ``self.spatial_map`` to a
     # sentence-conditioned (B, map_dim, h, w) key-frame-aligned map. Methods without one keep map_dim = 0.
     map_dim: int = 0
@@ -66,7 +97,7 @@ class Method(nn.Module):
     aux_loss = None
     # The submodules that only that objective trains (their output is read without a gradient path, e.g.
     # RefCLIP's anchor scorer picks a region by argmax). RavarModel's actor pass drops the objective, so its
-    # instance freezes them (ravar_bench/head.py).
+    # instance freezes them (ravar_bench/model/head.py).
     objective_only: tuple[str, ...] = ()
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract

@@ -33,12 +33,13 @@ import logging
 import os
 import pkgutil
 import sys
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 from mmengine.registry import Registry
 
 from .errors import UsageError
+from .reference import BASE_CONFIG_DIR, CONFIG_ROOT, REPO_ROOT, paper_results  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +55,6 @@ PLUGINS_ENV = "RAVAR_BENCH_PLUGINS"
 CONFIG_METHODS_ENV = "RAVAR_BENCH_CONFIG_METHODS"  # config files given as methods, for child processes
 SUITE_ORIGIN = "ravar_bench"  # the origin of every method shipped with the suite
 
-# The folder holding the ``ravar_bench`` package: the repository root in a checkout (or an editable install),
-# site-packages in a regular install.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _config_root() -> Path:
-    """The suite's configs: ``ravar_bench/configs`` inside an installed package (mapped there from the repository's
-    ``configs/`` by setup.cfg), else the checkout's top-level ``configs/`` (editable install, plain checkout)."""
-    packaged = resources.files("ravar_bench").joinpath("configs")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return REPO_ROOT / "configs"
-
-
-CONFIG_ROOT = _config_root()
-BASE_CONFIG_DIR = CONFIG_ROOT / "_base_"
 
 
 def _checkout_baselines() -> None:
@@ -344,12 +329,9 @@ def method_class(name: str) -> type:
 
 
 def _paper_row_order() -> dict[str, int]:
-    import csv
-
-    text = resources.files("ravar_bench").joinpath("reference/paper_results.csv").read_text()
     out: dict[str, int] = {}
-    for k, row in enumerate(csv.DictReader(text.splitlines())):
-        out.setdefault(row["method"], k)
+    for k, name in enumerate(paper_results()["method"]):
+        out.setdefault(name, k)
     return out
 
 

@@ -13,10 +13,11 @@ import logging
 import pytest
 import torch
 
-from ravar_bench.config import build_method, count_params, load_config
+from ravar_bench.config import load_config
 from ravar_bench.encoders.checkpoint import CheckpointShapeError
 from ravar_bench.encoders.fusion import TextFiLM
-from ravar_bench.head import ravar_loss
+from ravar_bench.factory import build_method, count_params
+from ravar_bench.model.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, list_methods, method_info
 from ravar_bench.testing import fake_detections
 

@@ -1,12 +1,14 @@
-"""The actor-centred second pass (ravar_bench/actor_crop.py, RavarModel with head.actor_pass): which pixels the
+"""The actor-centred second pass (ravar_bench/model/actor_crop.py, RavarModel with head.actor_pass): which pixels the
 second instance sees, in training and in evaluation, and that it is a separate instance."""
 import pytest
 import torch
 
-from ravar_bench.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop_frames, square_around
-from ravar_bench.config import actor_config, build_from_config, load_config
-from ravar_bench.head import RavarModel, SharedHead
+from ravar_bench.config import load_config
+from ravar_bench.factory import actor_config, build_from_config
 from ravar_bench.method import Method
+from ravar_bench.model.actor_crop import ACTOR_SENTENCE, actor_batch, boxes_into, crop_frames, square_around
+from ravar_bench.model.head import SharedHead
+from ravar_bench.model.ravar_model import RavarModel
 from ravar_bench.testing import ACTOR32
 
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import ravar_bench
-from ravar_bench.config import build_from_config, load_config
-from ravar_bench.head import ravar_loss
+from ravar_bench.config import load_config
+from ravar_bench.factory import build_from_config
+from ravar_bench.method import frozen_modules
 from ravar_bench.registry import list_methods
 from ravar_bench.testing import ACTOR32, another_sentence, fake_batch
 
@@ -15,9 +16,7 @@ SENTENCE_KEYS = {"text", "text_emb", "text_tokens"}
 def _loss(model, batch):
     out = model(batch)
     assert out["logits"].shape == (len(batch["key"]), 80) and out["boxes"].shape == (len(batch["key"]), 4)
-    loss = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"])["loss"]
-    if getattr(model.method, "aux_loss", None) is not None:  # the engine adds the method's own objective
-        loss = loss + model.method.aux_loss
+    loss = out["losses"]["loss"]  # the shared loss + the candidate choice's + the method's own objective
     assert torch.isfinite(loss)
     return loss
 
@@ -29,6 +28,10 @@ def test_method_builds_and_trains_a_step(name, options):
     torch.manual_seed(0)
     cfg = load_config(name, "tiny", options)
     model = build_from_config(cfg).train()
+    # a fully frozen tower (detector, SAM, ViT, LLM, an actor's objective-only part) stays in eval mode in training
+    # (Method's train(): no method writes its own override)
+    towers = frozen_modules(model.method) + (frozen_modules(model.actor) if model.actor is not None else [])
+    assert not [n for n, m in towers for x in m.modules() if x.training], f"{name}: a frozen tower is in train mode"
     batch = fake_batch(cfg, 4)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     _loss(model, batch).backward()

@@ -1,10 +1,12 @@
-"""The shared head's candidate mode (ravar_bench/head.py): geometry of the person candidates, the box as a
+"""The shared head's candidate mode (ravar_bench/model/head.py): geometry of the person candidates, the box as a
 choice among them, the region feature, and the batch keys it adds."""
 import pytest
 import torch
 
-from ravar_bench.config import build_from_config, load_config
-from ravar_bench.head import SharedHead, candidate_geometry, roi_features
+from ravar_bench.config import load_config
+from ravar_bench.factory import build_from_config
+from ravar_bench.model.candidates import candidate_geometry, roi_features
+from ravar_bench.model.head import SharedHead
 from ravar_bench.testing import fake_batch
 
 
@@ -37,13 +39,14 @@ def test_box_is_a_choice_among_person_candidates():
         head.cand_g.weight.zero_(); head.cand_g.weight[:, 10] = 100.0
         head.cand_out.weight.fill_(1.0); head.cand_out.bias.zero_()
         head.fallback.weight.zero_(); head.fallback.bias.fill_(-100.0)
-    logits, boxes = head(torch.randn(2, 8), _dets())
+    out = head(torch.randn(2, 8), _dets())
+    logits, boxes = out["logits"], out["boxes"]
     assert logits.shape == (2, 80)
     assert torch.allclose(boxes[0], torch.tensor([0.0, 0.5, 0.2, 0.8]), atol=1e-5)
     assert torch.allclose(boxes[1], torch.tensor([0.2, 0.2, 0.4, 0.9]), atol=1e-5)
     head.eval()  # without detections only the fallback (the regressed box) is left
     feats = torch.randn(2, 8)
-    assert torch.allclose(head(feats)[1], head.box(feats).sigmoid())
+    assert torch.allclose(head(feats)["boxes"], head.box(feats).sigmoid())
     with pytest.raises(ValueError, match="box_mode"):
         SharedHead(8, box_mode="nearest")
 
@@ -77,21 +80,20 @@ def test_selection_loss_targets_the_best_overlapping_person_or_the_fallback():
         feats = torch.randn(2, 8)
         head.cand_out.weight.zero_(); head.cand_out.bias.zero_(); head.fallback.bias.zero_()
         head.fallback.weight.zero_()
-    head(feats, dets, gt_boxes=gt)
+    out = head(feats, dets, gt_boxes=gt)
     # all logits 0: clip 0 has 1 fallback + 3 people to choose from, clip 1 has 1 fallback + 1 person
     expect = (torch.log(torch.tensor(4.0)) + torch.log(torch.tensor(2.0))) / 2
-    assert head.select_loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    assert out["select_loss"].item() == pytest.approx(expect.item(), rel=1e-5)
     head.eval()
-    head(feats, dets, gt_boxes=gt)
-    assert head.select_loss is None  # only a training objective
+    assert head(feats, dets, gt_boxes=gt)["select_loss"] is None  # only a training objective
 
 
 def test_evaluation_scores_the_chosen_box_not_a_mean():
     torch.manual_seed(0)
     head = SharedHead(8, cls_hidden=(16,), box_hidden=(8,), dropout=0.0, box_mode="candidates")
     feats, dets = torch.randn(2, 8), _dets()
-    soft = head.train()(feats, dets)[1]
-    hard = head.eval()(feats, dets)[1]
+    soft = head.train()(feats, dets)["boxes"]
+    hard = head.eval()(feats, dets)["boxes"]
     options = torch.cat([head.box(feats).sigmoid().unsqueeze(1), dets["boxes"]], dim=1)  # fallback + candidates
     for b in range(2):
         assert (options[b] - hard[b]).abs().sum(-1).min() < 1e-6  # exactly one option's box

@@ -3,7 +3,6 @@ import hashlib
 import re
 
 import pytest
-import torch
 
 from ravar_bench.data.dataset import ClipDataset
 from ravar_bench.data.frames import FrameLayout, sample_indices

@@ -1,4 +1,4 @@
-"""The fault and bad-input battery (ravar_bench/fault_battery.py; benchmarks/faults.py prints the same cases).
+"""The fault and bad-input battery (ravar_bench/testing/fault_battery.py; benchmarks/faults.py prints the same cases).
 
 Every case breaks one thing on a tiny RefAVA-Synth and runs the real pipeline: kills are real (a subprocess
 parked at a named point, then SIGKILL), disk-full is a real ENOSPC from /dev/full, bad data is written into a
@@ -7,7 +7,7 @@ in the result rows and under the leaderboard, and lose no finished result.
 """
 import pytest
 
-from ravar_bench.fault_battery import Battery
+from ravar_bench.testing.fault_battery import Battery
 
 
 @pytest.fixture(scope="module")

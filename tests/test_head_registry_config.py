@@ -6,15 +6,16 @@ import torch
 import ravar_bench
 from ravar_bench.config import load_config
 from ravar_bench.errors import UsageError
-from ravar_bench.head import SharedHead, ravar_loss
 from ravar_bench.method import Method
-from ravar_bench.testing import fake_batch, write_tiny_config
+from ravar_bench.model.head import SharedHead, ravar_loss
 from ravar_bench.registry import list_methods, method_info, register_method, resolve_methods
+from ravar_bench.testing import fake_batch, write_tiny_config
 
 
 def test_head_shapes_and_box_range():
     head = SharedHead(32, cls_hidden=(16,), box_hidden=(8,), dropout=0.0)
-    logits, boxes = head(torch.randn(5, 32) * 10)
+    out = head(torch.randn(5, 32) * 10)
+    logits, boxes = out["logits"], out["boxes"]
     assert logits.shape == (5, 80) and boxes.shape == (5, 4)
     assert (boxes >= 0).all() and (boxes <= 1).all()
     released = SharedHead(768)  # the released code's shapes: cls 768-512-(drop)-256-80, box 768-512-128-4

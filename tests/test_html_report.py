@@ -24,7 +24,7 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def run_dir(tiny_synth_root, tmp_path_factory):
     from ravar_bench.data.synthetic import SynthConfig
-    from ravar_bench.engine.bench import run_benchmark
+    from ravar_bench.runner.bench import run_benchmark
 
     out = tmp_path_factory.mktemp("html_run")
     old = os.environ.get("RAVAR_CACHE")
@@ -178,7 +178,7 @@ def test_page_from_results_csv_alone(run_dir, tmp_path):
     need predictions or frames say so."""
     shutil.copy(run_dir / "results.csv", tmp_path / "results.csv")
     from ravar_bench.cli import tool_main  # what tools/make_leaderboard.py runs, in this process (no re-import)
-    from ravar_bench.webpage import page_data
+    from ravar_bench.report.webpage import page_data
 
     assert tool_main("leaderboard", [str(tmp_path), "--html", "--data-root", str(tmp_path / "nowhere")]) == 0
     assert (tmp_path / "leaderboard.md").is_file()
@@ -198,9 +198,10 @@ def test_page_from_results_csv_alone(run_dir, tmp_path):
 
 
 def test_page_data_matches_results_csv(run_dir):
-    from ravar_bench.metrics import per_class_ap
-    from ravar_bench.webpage import page_data
     import numpy as np
+
+    from ravar_bench.report.webpage import page_data
+    from ravar_bench.scoring.metrics import per_class_ap
 
     df = pd.read_csv(run_dir / "results.csv")
     data = page_data(run_dir)
@@ -236,7 +237,7 @@ def test_page_data_seeds_and_significance(tmp_path):
                                  n_instances=100, p_vs_best_mAP=p, p_n_boot=500, mAP_ci_lo=base - 3,
                                  mAP_ci_hi=base + 3 + seed))
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
-    from ravar_bench.webpage import page_data, write_html
+    from ravar_bench.report.webpage import page_data, write_html
 
     data = page_data(tmp_path)
     by = {r["method"]: r for r in data["rows"]}

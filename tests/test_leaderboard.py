@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ravar_bench.leaderboard import render_latex, render_markdown, write_leaderboard
+from ravar_bench.report.leaderboard import render_latex, render_markdown, write_leaderboard
 
 ROOT = Path(__file__).resolve().parent.parent
 

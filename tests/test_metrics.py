@@ -1,4 +1,4 @@
-"""ravar_bench.metrics against scikit-learn, torchmetrics and torchvision (independent implementations)."""
+"""ravar_bench.scoring.metrics against scikit-learn, torchmetrics and torchvision (independent implementations)."""
 import numpy as np
 import pytest
 import torch
@@ -6,7 +6,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
 from torchvision.ops import box_iou as tv_box_iou
 
-from ravar_bench.metrics import evaluate, per_class_ap
+from ravar_bench.scoring.metrics import evaluate, per_class_ap
 
 
 def _boxes(rng, n):
@@ -54,7 +54,7 @@ def test_per_class_against_torchmetrics():
     tm_auc = MultilabelAUROC(num_labels=c, average=None, thresholds=None)(
         torch.tensor(scores, dtype=torch.float64), torch.tensor(labels))
     np.testing.assert_allclose(per_class_ap(scores, labels) / 100, tm_ap.numpy(), atol=1e-6)
-    from ravar_bench.metrics import roc_auc_per_class
+    from ravar_bench.scoring.metrics import roc_auc_per_class
 
     np.testing.assert_allclose(roc_auc_per_class(scores, labels), tm_auc.numpy(), atol=1e-6)
 

@@ -110,7 +110,7 @@ def test_regular_install_has_no_top_level_baselines_and_finds_its_configs(instal
     assert (site / "ravar_bench" / "baselines" / "x3d.py").is_file()
     assert (site / "ravar_bench" / "configs" / "_base_" / "tiny.py").is_file()
     assert (site / "ravar_bench" / "reference" / "method_costs.csv").is_file()  # shipped from benchmarks/
-    r = subprocess.run([str(installed["py"]), "-c", "import ravar_bench.registry as r, ravar_bench.leaderboard as l; "
+    r = subprocess.run([str(installed["py"]), "-c", "import ravar_bench.registry as r, ravar_bench.report.leaderboard as l; "
                         "print(r.CONFIG_ROOT); print(r.method_info('x3d').config_source('tiny')); print(l.COSTS_CSV)"],
                        cwd=installed["work"], env=installed["env"], capture_output=True, text=True, check=True)
     assert all(line.startswith(str(site)) for line in r.stdout.split()), r.stdout

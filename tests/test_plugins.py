@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from ravar_bench import registry
-from ravar_bench.config import build_from_config, load_config
+from ravar_bench.config import load_config
 from ravar_bench.errors import UsageError
-from ravar_bench.leaderboard import plugin_note, render_markdown
+from ravar_bench.factory import build_from_config
 from ravar_bench.method import Method
 from ravar_bench.registry import list_methods, load_plugins, method_info, register_method, resolve_methods
+from ravar_bench.report.leaderboard import plugin_note, render_markdown
 from ravar_bench.testing import fake_batch
-
 
 # A plug-in module as a user would write one: a method with one parameter, registered under a name and family.
 _PLUGIN_SRC = textwrap.dedent("""\

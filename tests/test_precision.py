@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from ravar_bench.config import build_from_config, load_config
+from ravar_bench.config import load_config
 from ravar_bench.encoders.frozen_cache import frozen_caches
 from ravar_bench.engine import precision as P
-from ravar_bench.head import ravar_loss
+from ravar_bench.factory import build_from_config
 from ravar_bench.registry import list_methods
 from ravar_bench.testing import ACTOR32, fake_batch
 
@@ -35,11 +35,7 @@ def _step_loss(model, batch, prec: P.MixedPrecision) -> float:
     torch.manual_seed(1)
     model.zero_grad(set_to_none=True)
     with prec.autocast():
-        out = model(batch)
-        loss = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"])["loss"]
-        aux = getattr(model.method, "aux_loss", None)
-        if aux is not None:
-            loss = loss + aux
+        loss = model(batch)["losses"]["loss"]
     prec.backward(loss)
     return float(loss.detach())
 
@@ -53,7 +49,7 @@ def test_bf16_step_matches_fp32(name):
     batch = fake_batch(cfg, 2)
     ref = _step_loss(model, batch, P.MixedPrecision("fp32", "cpu"))
     bf16 = P.prepare_model(model, dict(precision="bf16"), "cpu")
-    frozen = P.frozen_modules(model)
+    frozen = P.frozen_towers(model)
     assert all(p.dtype == torch.bfloat16 for _, m in frozen for p in m.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)  # fp32 master weights
     got = _step_loss(model, batch, bf16)
@@ -147,21 +143,21 @@ def test_frozen_towers_cast_and_checkpointing_keeps_gradients():
         torch.manual_seed(0)
         model = build_from_config(cfg).train()
         _no_dropout(model)
-        P.prepare_model(model, dict(precision="fp32", activation_checkpointing=ckpt), "cpu")
+        prec = P.prepare_model(model, dict(precision="fp32", activation_checkpointing=ckpt), "cpu")
         assert model.method.visual.qformer.is_gradient_checkpointing is ckpt
-        _step_loss(model, batch, model.precision_policy)
+        _step_loss(model, batch, prec)
         grads.append(model.method.visual.query_tokens.grad.clone())
     torch.testing.assert_close(grads[0], grads[1])
     torch.manual_seed(0)
     model = build_from_config(load_config("refatomnet", "tiny", ACTOR32))
-    P.prepare_model(model, dict(precision="bf16"), "cpu")
-    names = [n for n, _ in P.frozen_modules(model)]
+    prec = P.prepare_model(model, dict(precision="bf16"), "cpu")
+    names = [n for n, _ in P.frozen_towers(model)]
     # the ViTs (the actor pass's instance has its own); the Q-Formers and everything else train in fp32
     assert names == ["method.visual.vision_model", "actor.visual.vision_model"]
     assert model.method.visual.vision_model.embeddings.patch_embedding.weight.dtype == torch.bfloat16
     assert model.method.visual.qformer.layernorm.weight.dtype == torch.float32
     model.eval()
-    with torch.no_grad(), P.autocast_for(model):
+    with torch.no_grad(), P.autocast_for(prec):
         out = model(batch)
     assert torch.isfinite(out["logits"]).all()
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import ravar_bench
-from ravar_bench.engine.bench import run_benchmark
 from ravar_bench.engine.data_source import open_source
 from ravar_bench.engine.provenance import PROVENANCE_COLUMNS, code_version
 from ravar_bench.errors import ResultsError, UsageError
-from ravar_bench.fault_battery import fast_options
-from ravar_bench.leaderboard import write_leaderboard
+from ravar_bench.report.leaderboard import write_leaderboard
+from ravar_bench.runner.bench import run_benchmark
 from ravar_bench.testing import write_tiny_config
+from ravar_bench.testing.fault_battery import fast_options
 
 FAST = fast_options()
 

@@ -303,8 +303,9 @@ def test_detr_detections_from_a_local_checkpoint(tmp_path, tiny_synth_root):
     # the released code's per-query layout: every query, in query order, scores as DETR's own softmax gives them
     precompute_detections(root, "val", detector="detr", checkpoint=ck, per_query=True, progress=False)
     pq = read_detections(root, "val")
-    from ravar_bench.data.frames import FrameLayout, read_frame
     from transformers import DetrImageProcessor
+
+    from ravar_bench.data.frames import FrameLayout, read_frame
 
     inst = load_split(root, "val")[0][0]
     img = read_frame(FrameLayout().path(root / "frames", inst.video_id, FrameLayout().key_index(inst.timestamp)))

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import ravar_bench  # noqa: E402
-from ravar_bench.config import build_from_config, count_params, load_config  # noqa: E402
+from ravar_bench.config import load_config  # noqa: E402
 from ravar_bench.encoders import agent_attention as aa  # noqa: E402
 from ravar_bench.encoders.blip2 import Blip2VideoEncoder  # noqa: E402
-from ravar_bench.head import ravar_loss  # noqa: E402
+from ravar_bench.factory import build_from_config, count_params  # noqa: E402
+from ravar_bench.model.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import method_info  # noqa: E402
 
 torch.set_num_threads(1)
@@ -848,7 +849,7 @@ def test_projection_overlay_switches_only_the_text_path():
 def test_leaderboard_says_which_text_path_ran():
     import pandas as pd
 
-    from ravar_bench.leaderboard import text_path_note
+    from ravar_bench.report.leaderboard import text_path_note
 
     df = pd.DataFrame({"method": ["refatomnet", "fusion_add", "refatomnet_xclip", "x3d"],
                        "text_path": ["qformer", "projection", "xclip", ""]})

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ravar_bench.config import build_method
-from ravar_bench.encoders.regions import (boxes_from_binary_masks, crop_regions, fallback_to_frame,
-                                          masked_softmax)
-from ravar_bench.head import ravar_loss
+from ravar_bench.encoders.regions import boxes_from_binary_masks, crop_regions, fallback_to_frame, masked_softmax
+from ravar_bench.factory import build_method
+from ravar_bench.model.head import ravar_loss
 
 torch.set_num_threads(2)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ravar_bench.stability import compare_runs, rank_intervals, spearman, stability_section
+from ravar_bench.scoring.stability import compare_runs, rank_intervals, spearman, stability_section
 
 
 def test_spearman_on_hand_made_rankings():

@@ -9,7 +9,7 @@ from ravar_bench.data.synthetic import HELDOUT_TEMPLATES, TEMPLATES, SynthConfig
 from ravar_bench.engine.data_source import open_source
 from ravar_bench.engine.text_cache import TextFeatureCache
 from ravar_bench.engine.trainer import evaluate_split
-from ravar_bench.stats import align, bootstrap_ci, paired_bootstrap_p
+from ravar_bench.scoring.stats import align, bootstrap_ci, paired_bootstrap_p
 from tests.conftest import TINY_SYNTH
 
 
@@ -95,10 +95,10 @@ def test_add_significance_picks_the_best_by_mAP(tmp_path):
     """Three methods on the same instances; the best by mAP is neither first by name nor first on disk."""
     import json
 
-    from ravar_bench.engine.report import add_significance
     from ravar_bench.engine.results import result_path, write_json_atomic
     from ravar_bench.engine.trainer import save_predictions
-    from ravar_bench.metrics import evaluate
+    from ravar_bench.report.post_run import add_significance
+    from ravar_bench.scoring.metrics import evaluate
 
     rng = np.random.default_rng(5)
     base = _pred(rng, 120, c=4, signal=0.0)

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from ravar_bench.data.refava import load_split
-from ravar_bench.data.synthetic import (ACTION_TYPE_NAMES, REF_TYPE_WEIGHTS, SHARED_COLOUR_SHARE, SynthConfig,
-                                        action_types, ensure_synthetic)
+from ravar_bench.data.synthetic import (
+    ACTION_TYPE_NAMES,
+    REF_TYPE_WEIGHTS,
+    SHARED_COLOUR_SHARE,
+    SynthConfig,
+    action_types,
+    ensure_synthetic,
+)
 from ravar_bench.engine.diagnostics import load_factors, strip_position
 
 # 6 movies x 6 clips per split: 36 clips and ~100 instances per split (the tight check of the shares is

@@ -14,9 +14,9 @@ import logging
 import pytest
 import torch
 
-from ravar_bench.config import build_method, count_params
 from ravar_bench.encoders.text_video import as_question, kmedoids
-from ravar_bench.head import ravar_loss
+from ravar_bench.factory import build_method, count_params
+from ravar_bench.model.head import ravar_loss
 from ravar_bench.registry import REPO_ROOT, method_info
 from ravar_bench.testing import fake_detections
 

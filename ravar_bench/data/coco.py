@@ -11,3 +11,4 @@ COCO_NAMES = [
     "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
 ]
 COCO_ID = {n: i for i, n in enumerate(COCO_NAMES) if n != "N/A"}
+PERSON_ID = COCO_ID["person"]  # only person detections can be the referent

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from ..errors import DataError
+from ..files.atomic import write_text_atomic
 from .coco import COCO_ID
 
 FORMAT = "ravar-detections-v1"
@@ -36,10 +37,7 @@ def detections_path(root: str | Path, split: str) -> Path:
 
 def write_detections(root: str | Path, split: str, dets: dict, detector: str) -> Path:
     p = detections_path(root, split)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": FORMAT, "detector": detector, "split": split, "detections": dets}))
-    tmp.replace(p)
+    write_text_atomic(p, json.dumps({"format": FORMAT, "detector": detector, "split": split, "detections": dets}))
     return p
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..method import FrozenStaysEval
 from .checkpoint import read_state_dict
 from .frozen_cache import FrozenFeatureCache
 
@@ -86,7 +87,7 @@ def _strip(key: str) -> str:
     return key
 
 
-class Blip2VideoEncoder(nn.Module):
+class Blip2VideoEncoder(FrozenStaysEval):
     def __init__(self, vision: dict, qformer: dict, num_query_tokens: int = 32, freeze_vision: bool = True,
                  pretrained: str | None = None):
         super().__init__()
@@ -141,12 +142,6 @@ class Blip2VideoEncoder(nn.Module):
                         len(report["missing"]), report["missing"][:5], len(report["unexpected"]),
                         report["unexpected"][:5])
         return report
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.freeze_vision:
-            self.vision_model.eval()  # frozen tower: no dropout / stays deterministic
-        return self
 
     # ------------------------------------------------------------------ forward
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:

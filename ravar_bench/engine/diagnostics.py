@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..data.synthetic import FACTORS_FILE
-from ..metrics import evaluate
+from ..scoring.metrics import evaluate
 
 CONTROL_SPLITS = ("test",)
 ACTION_TYPES = ("static", "motion", "object", "interaction")
@@ -113,7 +113,6 @@ class KeyFrameClip(torch.nn.Module):
         super().__init__()
         self.model = model
         self.needs = model.needs
-        self.precision_policy = getattr(model, "precision_policy", None)  # the engine's autocast reads it
 
     def forward(self, batch: dict):
         v = batch["video"]

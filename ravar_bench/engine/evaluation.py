@@ -18,8 +18,8 @@ import numpy as np
 
 from ..data.ava import group_columns
 from ..data.paraphrase import load_attributes, rephrase
-from ..metrics import evaluate
-from ..stats import bootstrap_ci
+from ..scoring.metrics import evaluate
+from ..scoring.stats import bootstrap_ci
 
 PEOPLE_BUCKETS = ("1", "2", "3", "4", "5+")
 

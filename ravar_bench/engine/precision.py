@@ -31,6 +31,8 @@ import types
 import torch
 from torch import nn
 
+from ..method import frozen_modules
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -100,21 +102,10 @@ def allow_tf32(device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def frozen_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The maximal sub-modules whose parameters all exist and are all frozen (a frozen tower, not a lone LayerNorm
-    inside a trainable block: only modules whose parent has trainable parameters are returned)."""
-    out = []
-
-    def visit(prefix: str, mod: nn.Module) -> None:
-        params = list(mod.parameters())
-        if params and not any(p.requires_grad for p in params):
-            out.append((prefix, mod))
-            return
-        for name, child in mod.named_children():
-            visit(f"{prefix}.{name}" if prefix else name, child)
-
-    visit("", model)
-    return [(n, m) for n, m in out if n]  # a wholly frozen model is not cast: nothing would train
+def frozen_towers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """:func:`ravar_bench.method.frozen_modules` below the model itself (a wholly frozen model is not cast:
+    nothing would train)."""
+    return [(n, m) for n, m in frozen_modules(model) if n]
 
 
 def cast_frozen(model: nn.Module, dtype: torch.dtype) -> int:
@@ -122,7 +113,7 @@ def cast_frozen(model: nn.Module, dtype: torch.dtype) -> int:
     if dtype == torch.float32:
         return 0
     n = 0
-    for _, mod in frozen_modules(model):
+    for _, mod in frozen_towers(model):
         mod.to(dtype)
         n += sum(p.numel() for p in mod.parameters())
     return n
@@ -169,8 +160,8 @@ def enable_activation_checkpointing(model: nn.Module) -> list[str]:
 def prepare_model(model: nn.Module, train_cfg, device) -> MixedPrecision:
     """Apply the run's precision to a built model (on its device): returns the policy the loop uses.
 
-    The policy is also kept on ``model.precision_policy`` so that evaluation runs under the same autocast
-    (a frozen tower stored in bf16 must not meet fp32 activations outside autocast)."""
+    Evaluation must run under the same policy (a frozen tower stored in bf16 must not meet fp32 activations
+    outside autocast): the trainer passes it to ``predict`` (:func:`autocast_for`)."""
     prec = MixedPrecision(train_cfg.get("precision", "auto"), device)
     allow_tf32(device)
     n = cast_frozen(model, prec.dtype)
@@ -181,13 +172,11 @@ def prepare_model(model: nn.Module, train_cfg, device) -> MixedPrecision:
     if train_cfg.get("activation_checkpointing", False):
         towers = enable_activation_checkpointing(model)
         log.info("activation checkpointing in: %s", ", ".join(towers) or "none (no tower supports it)")
-    model.precision_policy = prec
     return prec
 
 
-def autocast_for(model: nn.Module):
-    """The autocast context of the policy ``prepare_model`` put on ``model`` (none: no autocast)."""
-    prec = getattr(model, "precision_policy", None)
+def autocast_for(prec: MixedPrecision | None):
+    """The autocast context of a policy from :func:`prepare_model` (None: no autocast)."""
     return prec.autocast() if prec is not None else contextlib.nullcontext()
 
 
@@ -219,6 +208,6 @@ def loader_kwargs(train_cfg) -> dict:
     return kw
 
 
-__all__ = ["PRECISIONS", "MixedPrecision", "resolve_precision", "allow_tf32", "frozen_modules", "cast_frozen",
+__all__ = ["PRECISIONS", "MixedPrecision", "resolve_precision", "allow_tf32", "frozen_towers", "cast_frozen",
            "enable_activation_checkpointing", "conv3d_in_fp32", "prepare_model", "autocast_for", "grad_accum", "optimizer_steps",
            "is_step_boundary", "loader_kwargs"]

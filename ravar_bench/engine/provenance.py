@@ -14,7 +14,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ..reference import REPO_ROOT
 
 # Config entries that say where or how fast, never what is computed: left out of the digest so that, for
 # example, more loader workers do not make a finished result look stale. ``seed`` is a key of its own;

@@ -7,46 +7,19 @@ a clear error that leaves the earlier file as it was.
 """
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import ResultsError
-from . import faultpoint
+from ..files.atomic import atomic_write, write_json_atomic  # noqa: F401 (the engine's writers)
 
 BASE_COLUMNS = ["method", "family", "split", "seed", "mIoU", "mAP", "AUROC"]
 
 
 def result_path(out_dir: str | Path, method: str, split: str, seed: int) -> Path:
     return Path(out_dir) / "results" / f"{method}__{split}__seed{seed}.json"
-
-
-def atomic_write(path: Path, write, tmp: Path | None = None) -> None:
-    """``write(tmp)`` then replace ``path`` with it. No space left -> ResultsError naming the file (the
-    temporary file removed, ``path`` untouched)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp or path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        write(tmp)
-        faultpoint.writing(path, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ResultsError(f"no space left on the device writing {path}: free space (or pass another --out) "
-                               f"and run the same command again; finished results are intact") from e
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=1, default=float)))
 
 
 def read_result(path: Path) -> dict:

@@ -3,7 +3,7 @@
 One policy for bad input: an error by default; with ``--skip-invalid`` (annotation rows, keys missing from
 one of the three pickles, keys missing from the detections cache) or ``--skip-missing-frames`` (missing or
 unreadable frames) a counted skip. The counts land in every result row (``skipped_*``, ``train_skipped_*``,
-``detections_missing``) and under the leaderboard (ravar_bench/run_notes.py words them), so a table made on
+``detections_missing``) and under the leaderboard (ravar_bench/report/run_notes.py words them), so a table made on
 reduced data says so.
 """
 from __future__ import annotations

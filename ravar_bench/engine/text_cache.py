@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import torch
 
-from ..actor_crop import ACTOR_SENTENCE
 from ..encoders.text import FrozenTextEncoder
+from ..files.atomic import atomic_write
+from ..model.actor_crop import ACTOR_SENTENCE
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,8 @@ class TextFeatureCache:
         self.tokens = torch.cat([self.tokens, tokens])
         self.mask = torch.cat([self.mask, mask])
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-            torch.save({"strings": list(self.index), "pooled": self.pooled, "tokens": self.tokens, "mask": self.mask}, tmp)
-            tmp.replace(self.path)
+            state = {"strings": list(self.index), "pooled": self.pooled, "tokens": self.tokens, "mask": self.mask}
+            atomic_write(self.path, lambda tmp: torch.save(state, tmp))
 
     def _rows(self, strings) -> torch.Tensor:
         self.prepare(strings)

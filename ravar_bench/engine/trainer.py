@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import build_from_config, count_params
 from ..data.dataset import ClipDataset, normalise_batch
 from ..encoders.frozen_cache import frozen_caches
 from ..errors import UsageError
-from ..head import ravar_loss
+from ..factory import build_from_config, count_params
+from ..files import faultpoint
 from ..registry import method_info
-from . import distributed as D
 from . import diagnostics as diag
+from . import distributed as D
 from . import evaluation as ev
+from . import reuse
 from .precision import autocast_for, grad_accum, is_step_boundary, loader_kwargs, optimizer_steps, prepare_model
-from . import faultpoint, reuse
 from .provenance import provenance
 from .results import atomic_write, result_path, write_json_atomic
 from .skips import SkipCounter
@@ -91,8 +91,10 @@ def _to(batch: dict, device) -> dict:
 
 
 @torch.no_grad()
-def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval", order=None, counter=None) -> dict:
-    """Scores and boxes for every instance of ``loader``; under DDP gathered from all ranks in ``order``."""
+def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval", order=None, counter=None,
+            precision=None) -> dict:
+    """Scores and boxes for every instance of ``loader``, under the run's ``precision`` policy (a frozen tower may
+    be stored in bf16); under DDP gathered from all ranks in ``order``."""
     model.eval()
     keys, scores, boxes, labels, gt = [], [], [], [], []
     ds = loader.dataset.dataset if isinstance(loader.dataset, torch.utils.data.Subset) else loader.dataset
@@ -103,7 +105,7 @@ def predict(model, loader, text_cache, device="cpu", progress=False, desc="eval"
         if not batch["key"]:  # every clip of the batch unreadable and skipped on request
             continue
         batch = text_cache.add_to_batch(batch, model.needs)
-        with autocast_for(model):  # the run's precision (a frozen tower may be stored in bf16)
+        with autocast_for(precision):
             out = model(normalise_batch(_to(batch, device), ds.mean, ds.std))
         keys += batch["key"]
         scores.append(out["logits"].float().cpu())
@@ -218,7 +220,6 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
         start_epoch, train_time = int(st["epoch"]), float(st["train_time"])
         log.info("%s seed %d: resuming after epoch %d", name, seed, start_epoch)
 
-    loss_w = dict(cfg.get("loss", {}))
     for epoch in range(start_epoch, int(tc.epochs)):
         model.train()
         t0 = time.time()
@@ -232,11 +233,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
                 continue
             batch = normalise_batch(_to(text_cache.add_to_batch(batch, needs), device), cfg.data.mean, cfg.data.std)
             with prec.autocast():
-                out = fwd(batch)
-                losses = ravar_loss(out["logits"], out["boxes"], batch["labels"], batch["box"], **loss_w)
-            aux = getattr(model.method, "aux_loss", None)
-            if aux is not None:  # the method's own objective (set in its forward), on top of the shared loss
-                losses["loss"] = losses["loss"] + aux
+                losses = fwd(batch)["losses"]  # the shared loss, the candidate choice's and the method's own
             if not torch.isfinite(losses["loss"]):
                 raise FloatingPointError(f"{name} seed {seed}: non-finite loss at epoch {epoch + 1}; "
                                          f"bce={losses['bce'].item()}, mse={losses['mse'].item()}")
@@ -272,7 +269,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     for split in splits:
         t0 = time.time()
         metrics = evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device, progress,
-                                 skip_missing_frames, counter=skips)
+                                 skip_missing_frames, counter=skips, precision=prec)
         if not main:
             continue
         row = {"method": name, "family": info.family, "paper_name": info.paper_name, "origin": info.origin,
@@ -295,7 +292,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
 
 
 def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, device="cpu", progress=False,
-                   skip_missing_frames=False, counter=None) -> dict:
+                   skip_missing_frames=False, counter=None, precision=None) -> dict:
     """Predictions (saved), metrics, bootstrap CIs, by-people breakdown, swap control, rephrasing."""
     e = cfg.eval
     pdir = Path(out_dir) / "predictions"
@@ -308,8 +305,7 @@ def evaluate_split(model, source, split, cfg, text_cache, out_dir, name, seed, d
         order = [i.key for i in ds.instances] if D.rank_world()[1] > 1 else None
         met = counter.for_split(split) if counter is not None and not tag else None
         pred = predict(model if net is None else net, loader, text_cache, device, progress and main,
-                       desc=f"{name} {split}{tag}", order=order,
-                       counter=met)
+                       desc=f"{name} {split}{tag}", order=order, counter=met, precision=precision)
         if main:
             save_predictions(pred, pdir / f"{name}__{split}__seed{seed}{tag}.npz")
         return pred, ds

@@ -16,7 +16,7 @@ def load_trained(run_dir=None, method=None, seed: int = 0, checkpoint=None, conf
     """(model, cfg) from run_dir/runs/<method>/seed<k>/{model.pt,config.py} or an explicit checkpoint + config."""
     from mmengine.config import Config
 
-    from ..config import build_from_config
+    from ..factory import build_from_config
 
     if checkpoint is None or config is None:
         if run_dir is None or method is None:

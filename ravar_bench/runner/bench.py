@@ -11,17 +11,17 @@ import pandas as pd
 import torch
 
 from ..config import load_config
-from ..leaderboard import write_suite
+from ..engine import distributed as D
+from ..engine.data_source import open_source
+from ..engine.results import write_results_csv
+from ..engine.text_cache import TextFeatureCache
+from ..engine.trainer import train_and_evaluate
+from ..errors import RavarError
+from ..report.leaderboard import write_suite
+from ..report.post_run import add_significance, per_class_plot, qualitative_panel
 from ..suites import suite as get_suite
 from ..suites import suite_methods
-from . import distributed as D
-from ..errors import RavarError
-from .data_source import open_source
 from .lock import RunLock
-from .report import add_significance, per_class_plot, qualitative_panel
-from .results import write_results_csv
-from .text_cache import TextFeatureCache
-from .trainer import train_and_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
                          data=source.identity)  # this run's rows only, if the folder holds others
         page = None
         if pictures and done:
-            from ..webpage import write_html
+            from ..report.webpage import write_html
 
             try:  # the explorable page (index.html); a page problem must not cost the finished results
                 page = write_html(out_dir, suite, source_root=source.root, command=command, config_set=config_set,

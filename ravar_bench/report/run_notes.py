@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .errors import ResultsError
+from ..errors import ResultsError
 
 SPLITS = ("train", "val", "test")
 # result-row column -> words (kept in step with ravar_bench.engine.skips.COLUMNS)

@@ -69,7 +69,7 @@ def write_tiny_config(folder, body: str):
     ``config_dir=folder`` in a test). Returns the folder."""
     from pathlib import Path
 
-    from .registry import CONFIG_ROOT
+    from ..reference import CONFIG_ROOT
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

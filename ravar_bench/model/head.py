@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .actor_crop import actor_batch
+from .candidates import box_iou_pairs, candidate_geometry, roi_features
 
 NUM_CLASSES = 80
 
@@ -22,56 +22,6 @@ def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float, dro
         d = h
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)
-
-
-PERSON_CAT = 1  # COCO id of "person": only person detections can be the referent
-
-
-def candidate_geometry(dets: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per detection: its box, centre, size and score, plus where it stands among the clip's person
-    candidates (left-to-right and by height: normalised rank, first, last; and how many there are).
-
-    Why ranks are given rather than learned: a candidate scored on its own cannot know that it is "the one
-    on the left" or "the tall one", which are relations to the other candidates; these few numbers state
-    them for every method alike and never look at the sentence or the pixels. Returns ((B, N, 16), person mask).
-    """
-    boxes, mask = dets["boxes"].float(), dets["mask"].bool()
-    person = mask & (dets["cat_ids"] == PERSON_CAT)
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-    n = person.sum(1, keepdim=True).to(boxes.dtype)
-    last = (n - 1).clamp_min(1)
-
-    def rank(v):  # how many person candidates lie before this one
-        return ((v.unsqueeze(1) < v.unsqueeze(2)) & person.unsqueeze(1)).sum(-1).to(boxes.dtype)
-
-    xr, hr = rank(cx), rank(h)
-    g = torch.stack([x1, y1, x2, y2, cx, cy, w, h, dets["scores"].float(), xr / last, (xr == 0).float(),
-                     (xr == n - 1).float(), hr / last, (hr == 0).float(), (hr == n - 1).float(),
-                     n.expand_as(cx) / 5], dim=-1)
-    return g * person.unsqueeze(-1), person
-
-
-def box_iou_pairs(boxes: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """IoU of each of (B, N, 4) boxes with its row's (B, 4) box -> (B, N) (torchvision's box_iou, row-matched)."""
-    from torchvision.ops import box_iou
-
-    b, n = boxes.shape[:2]
-    iou = box_iou(boxes.reshape(-1, 4), gt).view(b, n, b)
-    return torch.diagonal(iou, dim1=0, dim2=2).transpose(0, 1)
-
-
-def roi_features(fmap: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) map and (B, N, 4) normalised boxes -> (B, N, C): torchvision's RoIAlign, 2x2 bins averaged."""
-    from torchvision.ops import roi_align
-
-    b, n = boxes.shape[:2]
-    hh, ww = fmap.shape[-2:]
-    scale = boxes.new_tensor([ww, hh, ww, hh])
-    rois = torch.cat([torch.arange(b, device=boxes.device, dtype=boxes.dtype).repeat_interleave(n)[:, None],
-                      (boxes * scale).reshape(-1, 4)], dim=1)
-    out = roi_align(fmap, rois.to(fmap.dtype), output_size=2, spatial_scale=1.0, sampling_ratio=2, aligned=True)
-    return out.mean(dim=(2, 3)).view(b, n, -1)
 
 
 class SharedHead(nn.Module):
@@ -108,7 +58,6 @@ class SharedHead(nn.Module):
             raise ValueError(f"head.box_mode must be 'regress' or 'candidates', got {box_mode!r}")
         self.box_mode = box_mode
         self.select_weight = float(select_weight)
-        self.select_loss = None  # set in training forward (candidate mode); RavarModel hands it to the engine
         self.map_dim = int(map_dim) if box_mode == "candidates" else 0
         self.actor_pass = bool(actor_pass)
         self.actor_size = None if actor_size is None else int(actor_size)  # the crop's side in px (None: the clip's)
@@ -131,9 +80,10 @@ class SharedHead(nn.Module):
 
     def forward(self, feats: torch.Tensor, detections: dict | None = None,
                 spatial_map: torch.Tensor | None = None, gt_boxes: torch.Tensor | None = None,
-                actor_feats: torch.Tensor | None = None):
-        boxes, cls_in = self.locate(feats, detections, spatial_map, gt_boxes)
-        return self.classify(cls_in, actor_feats), boxes
+                actor_feats: torch.Tensor | None = None) -> dict:
+        """``{"logits": (B, 80), "boxes": (B, 4), "select_loss": scalar or None}`` (see :meth:`locate`)."""
+        boxes, cls_in, select_loss = self.locate(feats, detections, spatial_map, gt_boxes)
+        return {"logits": self.classify(cls_in, actor_feats), "boxes": boxes, "select_loss": select_loss}
 
     def classify(self, cls_in: torch.Tensor, actor_feats: torch.Tensor | None = None) -> torch.Tensor:
         """The 80 logits from what :meth:`locate` passed on, plus (``actor_pass``) the method's feature of the
@@ -146,14 +96,15 @@ class SharedHead(nn.Module):
         return self.cls(cls_in)
 
     def locate(self, feats: torch.Tensor, detections: dict | None = None, spatial_map: torch.Tensor | None = None,
-               gt_boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(box (B, 4), the classifier's input before the actor feature)."""
-        self.select_loss = None
+               gt_boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(box (B, 4), the classifier's input before the actor feature, the candidate-selection loss: a weighted
+        scalar in training when ``gt_boxes`` are given in candidate mode, else None)."""
+        select_loss = None
         boxes = self.box(feats)
         if self.box_activation == "sigmoid":
             boxes = boxes.sigmoid()
         if self.box_mode == "regress":
-            return boxes, feats
+            return boxes, feats, None
         if detections is None:  # no detections at all (a hand-made batch): the fallback option alone, as
             # for a key frame in which nobody was detected (RavarModel.needs asks the data pipeline for them)
             b = feats.shape[0]
@@ -182,17 +133,17 @@ class SharedHead(nn.Module):
             iou = box_iou_pairs(cand_boxes, gt_boxes.to(cand_boxes.dtype)).masked_fill(~person, -1.0)
             best, idx = iou.max(dim=1)
             target = torch.where(best >= 0.5, idx + 1, torch.zeros_like(idx))
-            self.select_loss = self.select_weight * F.cross_entropy(logits, target)
+            select_loss = self.select_weight * F.cross_entropy(logits, target)
         if not self.training:
             # Scored boxes are the chosen option's own box: a weighted mean of two people is nobody's box, and
             # hedging between them (what the MSE rewards) is never a good IoU. Training keeps the soft mean.
             weights = F.one_hot(logits.argmax(dim=1), logits.shape[1]).to(weights.dtype)
         out_boxes = weights[:, :1] * boxes + torch.einsum("bn,bnk->bk", weights[:, 1:], cand_boxes)
         if region is None:
-            return out_boxes, feats
+            return out_boxes, feats, select_loss
         glob = self.region_norm(spatial_map.mean(dim=(2, 3)))  # what the fallback "selects": the whole frame
         selected = weights[:, :1] * glob + torch.einsum("bn,bnc->bc", weights[:, 1:], region)
-        return out_boxes, torch.cat([feats, selected], dim=-1)
+        return out_boxes, torch.cat([feats, selected], dim=-1), select_loss
 
 
 def ravar_loss(logits, boxes, labels, gt_boxes, box_weight: float = 5.0, cls_weight: float = 1.0) -> dict:
@@ -205,59 +156,3 @@ def ravar_loss(logits, boxes, labels, gt_boxes, box_weight: float = 5.0, cls_wei
     mse = ((boxes - gt_boxes.to(boxes.dtype)) ** 2).sum(dim=1).mean()
     total = cls_weight * bce + box_weight * mse
     return {"loss": total, "bce": bce.detach(), "mse": mse.detach()}
-
-
-class RavarModel(nn.Module):
-    """A registered method plus the shared head: ``forward(batch) -> {"logits", "boxes"}``.
-
-    With ``head.actor_pass`` the model also holds ``actor``, a second instance of the same method (same
-    config, its own weights) that encodes the clip cropped around one person (:mod:`ravar_bench.actor_crop`);
-    the classifier reads its feature beside the whole-clip one. Why a second instance rather than the same
-    weights twice: sharing them, the whole-clip pass's box and choice losses and the crop's action loss pull
-    one small backbone two ways, and the shared backbone learned no actions from the crop (e9 in
-    benchmarks/default_levers.md), while the same backbone trained on crops alone did.
-    """
-
-    def __init__(self, method: nn.Module, head: SharedHead, actor: nn.Module | None = None):
-        super().__init__()
-        self.method = method
-        self.head = head
-        if head.actor_pass and actor is None:
-            raise ValueError("head.actor_pass needs the actor instance of the method (build_from_config makes it)")
-        self.actor = actor
-        for name in getattr(actor, "objective_only", ()):  # the actor pass does not use the method's objective
-            actor.get_submodule(name).requires_grad_(False)
-
-    @property
-    def needs(self) -> frozenset:
-        needs = self.method.needs | ({"detections"} if self.head.box_mode == "candidates" else set())
-        # the actor pass reads its fixed sentence's features, where the method reads frozen text features
-        reads_frozen_text = bool(needs & {"text_emb", "text_tokens"})
-        return frozenset(needs | ({"actor_text"} if self.head.actor_pass and reads_frozen_text else set()))
-
-    def _check(self, feats: torch.Tensor) -> None:
-        if feats.dim() != 2 or feats.shape[1] != self.method.feat_dim:
-            raise RuntimeError(f"{self.method.method_name} returned features of shape {tuple(feats.shape)}; "
-                               f"the contract is (B, {self.method.feat_dim})")
-
-    def forward(self, batch: dict) -> dict:
-        self.method.spatial_map = None
-        self.method.aux_loss = None  # a method with its own objective sets it in forward
-        feats = self.method(batch)
-        self._check(feats)
-        smap = self.method.spatial_map if self.head.map_dim else None
-        boxes, cls_in = self.head.locate(feats, batch.get("detections"), smap, batch.get("box"))
-        actor = None
-        if self.head.actor_pass:
-            # Train on the true person's crop (as two-stage AVA detectors train on ground-truth boxes); evaluate
-            # on the crop of the box the method chose, so a wrong choice costs the actions too.
-            # The actor instance's own aux_loss (if any) is not used: the method's objective belongs to the
-            # whole-clip pass.
-            where = batch["box"] if self.training and "box" in batch else boxes
-            actor = self.actor(actor_batch(batch, where.detach(), size=self.head.actor_size))
-            self._check(actor)
-        logits = self.head.classify(cls_in, actor)
-        if self.head.select_loss is not None:  # the engine adds the method's aux_loss to the shared loss
-            aux = self.method.aux_loss
-            self.method.aux_loss = self.head.select_loss if aux is None else aux + self.head.select_loss
-        return {"logits": logits, "boxes": boxes}

@@ -33,8 +33,8 @@ def fan_out(methods: list[str], seeds, out_dir: str | Path, cluster: str | None 
 def _fan_out(methods, seeds, out_dir: Path, cluster, slurm, **kwargs) -> dict:
     import submitit
 
+    from ..engine.data_source import open_source
     from .bench import run_benchmark
-    from .data_source import open_source
 
     # make the embedded data once, before the jobs start
     open_source(kwargs.get("data", "synthetic"), kwargs.get("data_root"), kwargs.get("synth"), progress=False)

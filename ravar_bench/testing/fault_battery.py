@@ -2,7 +2,7 @@
 in a clear error naming file / key / field or in a counted, reported skip, and that no finished result is lost.
 
 Run by tests/test_faults.py (asserting) and benchmarks/faults.py (printing one line per case). Kills are real:
-a subprocess is parked at a named point (:mod:`ravar_bench.engine.faultpoint`) and sent SIGKILL.
+a subprocess is parked at a named point (:mod:`ravar_bench.files.faultpoint`) and sent SIGKILL.
 Each case returns :class:`Case` (name, what happened, results lost); a broken expectation raises AssertionError.
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from ..reference import REPO_ROOT
+
 TINY = dict(seed=7, train_movies=2, val_movies=1, test_movies=1, clips_per_movie=3)
 # method 3 of 5 is the one killed; five cheap registered methods that between them read video, key frames,
 # text and detections
@@ -33,7 +34,7 @@ def fast_options() -> dict:
     keys the base runtime config has, so a renamed control switch costs time, not a config error."""
     from mmengine.config import Config
 
-    from .registry import CONFIG_ROOT
+    from ..reference import CONFIG_ROOT
 
     base = Config.fromfile(str(Path(CONFIG_ROOT) / "_base_" / "runtime.py")).get("eval", {})
     want = {"n_boot": 0, "swap_control": False, "static_control": False, "no_position_control": False}
@@ -44,7 +45,7 @@ _RUN = r"""
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 from ravar_bench.data.synthetic import SynthConfig
-from ravar_bench.engine.bench import run_benchmark
+from ravar_bench.runner.bench import run_benchmark
 a = json.loads(sys.argv[1])
 res = run_benchmark(a["methods"], a["out"], synth=SynthConfig(**a["synth"]), epochs=a["epochs"], cfg_options=a["opts"],
                     progress=False, pictures=False, command="fault battery", wait=a.get("wait", False))
@@ -53,7 +54,7 @@ sys.exit(1 if res["failures"] else 0)
 
 _HOLD = r"""
 import sys, time
-from ravar_bench.engine.lock import RunLock
+from ravar_bench.runner.lock import RunLock
 with RunLock(sys.argv[1], command="fault battery lock holder"):
     open(sys.argv[2], "w").write("held")
     time.sleep(600)
@@ -72,7 +73,7 @@ class Case:
 
 def _msg_has(fn, *needles, exc=None) -> str:
     """Call ``fn``; it must raise a RavarError (or ``exc``) whose message holds every needle. Returns the message."""
-    from .errors import RavarError
+    from ..errors import RavarError
 
     try:
         fn()
@@ -92,7 +93,7 @@ def _short(msg: str, n: int = 150) -> str:
 
 class Battery:
     def __init__(self, work: str | Path, synth_root: str | Path | None = None, threads: int = 2):
-        from .data.synthetic import SynthConfig, ensure_synthetic
+        from ..data.synthetic import SynthConfig, ensure_synthetic
 
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ class Battery:
 
     # ------------------------------------------------------------------ helpers
     def _env(self, fault: str | None, marker: Path | None) -> dict:
-        env = {**os.environ, "RAVAR_CACHE": str(self.cache), "PYTHONPATH": str(REPO),
+        env = {**os.environ, "RAVAR_CACHE": str(self.cache), "PYTHONPATH": str(REPO_ROOT),
                "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
                "TOKENIZERS_PARALLELISM": "false"}
         env.pop("RAVAR_FAULTPOINT", None)
@@ -119,7 +120,7 @@ class Battery:
         args = json.dumps({"methods": list(methods), "out": str(out), "synth": self.synth, "epochs": epochs, "opts": fast_options(),
                            "wait": wait})
         log = open(self.work / f"{tag}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-c", _RUN, args], env=self._env(fault, marker), cwd=str(REPO),
+        proc = subprocess.Popen([sys.executable, "-c", _RUN, args], env=self._env(fault, marker), cwd=str(REPO_ROOT),
                                 stdout=log, stderr=subprocess.STDOUT)
         proc.marker, proc.logfile, proc.tag = marker, self.work / f"{tag}.log", tag
         return proc
@@ -156,7 +157,7 @@ class Battery:
 
     def run(self, methods, out, **kw):
         """In this process, on the generated data read as a release (--data refava), 1 epoch."""
-        from .engine.bench import run_benchmark
+        from ..runner.bench import run_benchmark
 
         kw.setdefault("epochs", 1)
         kw.setdefault("cfg_options", fast_options())
@@ -184,7 +185,7 @@ class Battery:
     def kill_and_resume(self) -> list[Case]:
         """kill -9 during method 3 of 5, then at each write (results.csv, a result JSON, a checkpoint); resume
         each time; the end equals an uninterrupted run to 1e-6."""
-        from .engine.results import collect_results
+        from ..engine.results import collect_results
 
         m = KILL_METHODS
         ref_out, out = self.work / "kill_ref", self.work / "kill"
@@ -251,7 +252,7 @@ class Battery:
         """ENOSPC (a real one, from /dev/full) while writing a checkpoint."""
         import torch
 
-        from .engine import trainer
+        from ..engine import trainer
 
         out = self.work / "diskfull"
         shutil.rmtree(out, ignore_errors=True)
@@ -280,7 +281,7 @@ class Battery:
         marker = self.work / "holder.ready"
         marker.unlink(missing_ok=True)
         holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out), str(marker)], env=self._env(None, None),
-                                  cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  cwd=str(REPO_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             t0 = time.time()
             while not marker.exists():
@@ -308,8 +309,8 @@ class Battery:
     # ------------------------------------------------------------------ bad frames
     def _frames_of(self, root: Path, split: str):
         """(instance, key-frame path) of the first instance of each clip of ``split``."""
-        from .data.frames import FrameLayout
-        from .data.refava import load_split
+        from ..data.frames import FrameLayout
+        from ..data.refava import load_split
 
         lay, seen = FrameLayout(), {}
         for inst in load_split(root, split)[0]:
@@ -362,7 +363,7 @@ class Battery:
         self.run(["x3d"], out, data="refava", data_root=combined, skip_missing_frames=True)
         rows = self.rows(out)
         v, t = rows["x3d__val__seed0.json"], rows["x3d__test__seed0.json"]
-        from .data.refava import load_split
+        from ..data.refava import load_split
 
         people = {s: {c: sum(i.clip_key == c for i in load_split(combined, s)[0]) for c in {x[0].clip_key for x in f}}
                   for s, f in (("val", val[:2]), ("test", test[:1]))}
@@ -379,7 +380,7 @@ class Battery:
 
     # ------------------------------------------------------------------ bad annotation rows
     def _edit(self, root: Path, split: str, kind: str, fn) -> Path:
-        from .data.refava import annotation_path
+        from ..data.refava import annotation_path
 
         p = annotation_path(root, split, kind)
         d = pickle.loads(p.read_bytes())
@@ -400,8 +401,8 @@ class Battery:
     }
 
     def bad_row(self, name: str) -> Case:
-        from .data.refava import annotation_path
-        from .engine.data_source import open_source
+        from ..data.refava import annotation_path
+        from ..engine.data_source import open_source
 
         kind, value, words = self.ROW_CASES[name]
         root = self.work / "data" / f"row_{len(name)}_{abs(hash(name)) % 10 ** 6}"
@@ -417,7 +418,7 @@ class Battery:
     def bad_rows_counted(self) -> Case:
         """Every row case at once (on the train split, one on val) with --skip-invalid: counted per split in the
         result rows and shown under the leaderboard; nothing else changes."""
-        from .data.refava import annotation_path
+        from ..data.refava import annotation_path
 
         root = self.copy_data("rows_all")
         keys = sorted(pickle.loads(annotation_path(root, "train", "label").read_bytes()))
@@ -442,8 +443,7 @@ class Battery:
                     f"the result rows and under the leaderboard")
 
     def empty_split(self) -> Case:
-        from .data.refava import annotation_path
-        from .engine.data_source import open_source
+        from ..engine.data_source import open_source
 
         root = self.work / "data" / "empty_split"
         shutil.rmtree(root, ignore_errors=True)
@@ -454,8 +454,8 @@ class Battery:
         return Case("a split emptied by skipping", f"one error before training: {_short(msg.replace(str(root), '<root>'), 100)}")
 
     def bad_files(self) -> list[Case]:
-        from .data.refava import annotation_path
-        from .engine.data_source import open_source
+        from ..data.refava import annotation_path
+        from ..engine.data_source import open_source
 
         root = self.work / "data" / "bad_files"
         shutil.rmtree(root, ignore_errors=True)
@@ -473,7 +473,7 @@ class Battery:
 
     # ------------------------------------------------------------------ detections
     def detections_missing_key(self) -> Case:
-        from .data.detections import detections_path
+        from ..data.detections import detections_path
 
         root = self.copy_data("dets_missing")
         p = detections_path(root, "val")
@@ -492,8 +492,8 @@ class Battery:
                     f"{_short(msg.replace(str(root), '<root>'), 80)}; with --skip-invalid: 1 counted, read as none")
 
     def detections_malformed(self) -> Case:
-        from .data.detections import detections_path
-        from .engine.data_source import open_source
+        from ..data.detections import detections_path
+        from ..engine.data_source import open_source
 
         root = self.copy_data("dets_malformed")
         p = detections_path(root, "val")
@@ -510,11 +510,11 @@ class Battery:
         root = self.work / "data" / "cli_bad_box"
         shutil.rmtree(root, ignore_errors=True)
         shutil.copytree(self.root / "annotations", root / "annotations")
-        from .data.refava import annotation_path
+        from ..data.refava import annotation_path
 
         key = sorted(pickle.loads(annotation_path(root, "val", "keyframe").read_bytes()))[0]
         self._edit(root, "val", "keyframe", lambda d: d.__setitem__(key, [[0.5, 0.2, 0.4, 0.9]]))
-        r = subprocess.run([sys.executable, str(REPO / "tools/run_bench.py"), "--methods", "chance", "--data", "refava",
+        r = subprocess.run([sys.executable, str(REPO_ROOT / "tools/run_bench.py"), "--methods", "chance", "--data", "refava",
                             "--data-root", str(root), "--out", str(self.work / "out_cli"), "--no-progress"],
                            env=self._env(None, None), capture_output=True, text=True, timeout=600)
         assert r.returncode == 2 and "Traceback" not in r.stderr, (r.returncode, r.stderr[-2000:])

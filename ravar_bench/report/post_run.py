@@ -9,10 +9,10 @@ import numpy as np
 
 from ..data.ava import class_names
 from ..data.frames import FrameLayout, read_frame
-from ..metrics import per_class_ap
-from ..stats import paired_bootstrap_p
-from .results import collect_results, result_path, write_json_atomic
-from .trainer import load_predictions
+from ..engine.results import collect_results, result_path, write_json_atomic
+from ..engine.trainer import load_predictions
+from ..scoring.metrics import per_class_ap
+from ..scoring.stats import paired_bootstrap_p
 
 
 def _pred_path(out_dir, method, split, seed):

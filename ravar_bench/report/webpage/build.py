@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.ava import ava_classes
-from ..leaderboard import COSTS_CSV, METRICS, PROTOCOL, SPLITS, _PREFIX, _rows_in_order, paper_results
-from ..metrics import box_iou, per_class_ap
+from ...data.ava import ava_classes
+from ...reference import COSTS_CSV, paper_results
+from ...scoring.metrics import box_iou, per_class_ap
+from ...suites import suite as get_suite
+from ..leaderboard import _PREFIX, METRICS, PROTOCOL, SPLITS, _rows_in_order
 from ..run_notes import headline_protocol, select_rows
-from ..suites import suite as get_suite
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def _candidate_roots(df: pd.DataFrame, source_root) -> list[Path]:
         if rest.startswith("/") or rest.startswith("~"):
             out.append(Path(rest).expanduser())
     gens = df["data_generator"].dropna().astype(str).unique().tolist() if "data_generator" in df else []
-    from ..data.synthetic import SynthConfig, default_cache_dir
+    from ...data.synthetic import SynthConfig, default_cache_dir
 
     for g in gens:  # RefAVA-Synth is regenerated deterministically, so its folder name follows its settings
         mt = re.search(r"seed=(\d+) movies=(\d+)/(\d+)/(\d+) clips=(\d+) q=(\d+)", g)
@@ -247,8 +248,8 @@ def _qualitative(out_dir: Path, df: pd.DataFrame, order: list[str], source_root,
                  method: str | None) -> dict:
     """n instances of ``split`` (the same ones for every method): key-frame thumbnail, sentence, true box and
     actions, and each method's predicted box and top actions."""
-    from ..data.frames import FrameLayout
-    from ..data.refava import load_split
+    from ...data.frames import FrameLayout
+    from ...data.refava import load_split
 
     names = [c["name"] for c in ava_classes()]
     seed = int(sorted(df["seed"].unique())[0]) if len(df) else 0
@@ -323,7 +324,7 @@ def _versions() -> dict:
 
 def _provenance_columns() -> list[str]:
     try:  # the engine's list when it has one; the page must still build from an older results.csv
-        from ..engine.provenance import PROVENANCE_COLUMNS
+        from ...engine.provenance import PROVENANCE_COLUMNS
     except ImportError:
         PROVENANCE_COLUMNS = []
     return ["config_set", "epochs", "origin", *PROVENANCE_COLUMNS]

@@ -5,20 +5,19 @@ paper's table shape; ``render_markdown`` / ``render_latex`` print it; ``write_su
 """
 from __future__ import annotations
 
-import os
-from importlib import resources
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from ..files.atomic import write_text_atomic
+from ..reference import COSTS_CSV, paper_results
+from ..registry import FAMILIES, SUITE_ORIGIN, TABLE2_FAMILIES
+from ..scoring.stability import stability_section
+from ..suites import suite as get_suite
 from .diagnostic_tables import diagnostic_sections
-from .registry import FAMILIES, SUITE_ORIGIN, TABLE2_FAMILIES
 from .run_notes import headline_protocol, run_notes, select_rows
-from .stability import stability_section
-from .suites import suite as get_suite
 
 METRICS = ("mIoU", "mAP", "AUROC")
 SPLITS = ("val", "test")
@@ -30,11 +29,6 @@ PROTOCOL = {
               "whose predicted box has IoU < 0.5 (the authors' gated test script)"),
 }
 _PREFIX = {"weighted": "", "macro": "macro_", "gated": "gated_"}
-
-
-def paper_results() -> pd.DataFrame:
-    text = resources.files("ravar_bench").joinpath("reference/paper_results.csv").read_text()
-    return pd.read_csv(StringIO(text), dtype={"table": str})
 
 
 def _cell(values: pd.Series) -> tuple[float, str]:
@@ -223,12 +217,6 @@ def bar_chart(df: pd.DataFrame, path: Path, metric: str = "mAP", methods=None) -
     return path
 
 
-# benchmarks/method_costs.csv in a checkout; an install ships it as ravar_bench/reference/method_costs.csv (setup.py)
-_PACKAGED_COSTS = resources.files("ravar_bench").joinpath("reference/method_costs.csv")
-COSTS_CSV = (Path(str(_PACKAGED_COSTS)) if _PACKAGED_COSTS.is_file()
-             else Path(__file__).resolve().parent.parent / "benchmarks" / "method_costs.csv")
-
-
 def costs_table(df: pd.DataFrame, methods: list[str], costs_csv: Path = COSTS_CSV) -> str:
     """Per-method cost: this run's tiny parameters and training throughput (results.csv), beside the full
     configs' parameters and GFLOPs per clip measured by benchmarks/method_throughput.py (when present)."""
@@ -249,12 +237,6 @@ def costs_table(df: pd.DataFrame, methods: list[str], costs_csv: Path = COSTS_CS
             row[name] = "–" if pd.isna(v) else fmt.format(v)
         rows.append(row)
     return tabulate(pd.DataFrame(rows), headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", protocol: str | None = None,
@@ -294,9 +276,9 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
                   "published architectures, from `benchmarks/method_costs.csv` (python benchmarks/method_throughput.py; "
                   "FLOPs count a multiply-add as 2; '–' where not countable).", ""]
     md_path = out_dir / f"{stem}.md"
-    _write_atomic(md_path, "\n".join(parts))
-    _write_atomic(out_dir / f"{stem}.tex", render_latex(df, suite, protocol))
-    _write_atomic(out_dir / f"{stem}.csv", table_frame(df, suite, protocol, bold=None).to_csv(index=False))
+    write_text_atomic(md_path, "\n".join(parts))
+    write_text_atomic(out_dir / f"{stem}.tex", render_latex(df, suite, protocol))
+    write_text_atomic(out_dir / f"{stem}.csv", table_frame(df, suite, protocol, bold=None).to_csv(index=False))
     return md_path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import ResultsError
+from ..files.atomic import write_text_atomic
 
 LOCK_NAME = ".run.lock"
 
@@ -53,9 +54,7 @@ class RunLock:
             self._lock.acquire(timeout=-1, poll_interval=self.poll_s)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        tmp = self.out_dir / f"{LOCK_NAME}.json.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.out_dir / (LOCK_NAME + ".json"))
+        write_text_atomic(self.out_dir / (LOCK_NAME + ".json"), json.dumps(info))
         return self
 
     def __exit__(self, *exc):
