@@ -22,8 +22,7 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from .errors import RavarError, UsageError
-
-SUITE_CHOICES = ["table2", "table3a", "table3b", "table4a", "table4b"]
+from .suites import SUITES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +61,7 @@ def add_run_args(ap):
     ap.add_argument("--methods", default=None,
                     help="'all' (Table 2, the default), a family name, comma-separated names, wildcards "
                          "('refatomnet_*'), or a config file path whose custom_imports registers the method")
-    ap.add_argument("--suite", default="table2", choices=SUITE_CHOICES,
+    ap.add_argument("--suite", default="table2", choices=list(SUITES),
                     help="one of the paper's tables: its methods (unless --methods), settings and table shape")
     ap.add_argument("--data", default="synthetic", choices=["synthetic", "refava"])
     ap.add_argument("--data-root", default=None, help="real RefAVA root: annotations/ and frames/ (with --data refava)")
@@ -126,9 +125,8 @@ def cmd_run(args, command: str) -> int:
         os.environ["RAVAR_BENCH_PLUGINS"] = ",".join(filter(None, [os.environ.get("RAVAR_BENCH_PLUGINS"), args.plugins]))
     if args.list:
         return _print_list(None)
-    from .config import load_config
     from .data.synthetic import SynthConfig
-    from .suites import suite, suite_methods
+    from .suites import run_options, suite_methods
 
     methods = suite_methods(args.suite, args.methods)
     _check_data_root(args)
@@ -138,15 +136,9 @@ def cmd_run(args, command: str) -> int:
               else [sizes.train_movies, sizes.val_movies, sizes.test_movies])
     if len(movies) != 3:
         raise UsageError(f"--synth-movies: expected train,val,test counts, got {args.synth_movies!r}")
-    # every method's config before any training: a typo in --cfg-options or a missing config is one line now,
-    # not a failure logged an hour into the run
-    opts = {**suite(args.suite).get("cfg_options", {}), **(args.cfg_options or {})}
-    if args.epochs is not None:
-        opts["train.epochs"] = args.epochs
-    for name in methods:
-        load_config(name, args.config_set, opts)
+    from .runner.bench import preflight, run_benchmark
 
-    from .runner.bench import run_benchmark
+    preflight(methods, args.config_set, run_options(args.suite, args.cfg_options, args.epochs))
 
     out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
     synth = SynthConfig(seed=args.synth_seed, train_movies=movies[0], val_movies=movies[1], test_movies=movies[2],
@@ -251,7 +243,7 @@ def add_leaderboard_args(ap):
     ap.add_argument("--config-set", default=None, help="the config set to tabulate when results.csv holds several")
     ap.add_argument("--data", default=None,
                     help="the data to tabulate when results.csv holds several (its identity or digest prefix)")
-    ap.add_argument("--suite", default="table2", choices=SUITE_CHOICES)
+    ap.add_argument("--suite", default="table2", choices=list(SUITES))
     ap.add_argument("--collect", action="store_true", help="first rebuild results.csv from results/*.json")
     ap.add_argument("--command", default="", help="the command that made the results, shown under the title")
     ap.add_argument("--stability-with", default=None, metavar="DIR2",

@@ -105,13 +105,80 @@ def _read(src, base_path: Path) -> Config:
         cfg = Config.fromfile(str(base_path))
         cfg.merge_from_dict(src)
         return cfg
-    text = Path(src).read_text(encoding="utf-8")
     own = Config.fromfile(str(src))
-    if "_base_" in text:
+    if Config._get_base_files(str(src)):  # mmengine's own parse of the file's top-level ``_base_ = ...``
         return own
     cfg = Config.fromfile(str(base_path))
     cfg.merge_from_dict(own.to_dict())
     return cfg
+
+
+def _int_at_least(low):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), f"an integer >= {low}"
+
+
+def _number(low=None, high=None, low_open=False):
+    def ok(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            return False
+        return (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+    what = "a number" + (f" {'>' if low_open else '>='} {low}" if low is not None else "") + \
+        (f" and <= {high}" if high is not None else "")
+    return ok, what
+
+
+def _one_of(*values):
+    return (lambda v: v in values), "one of " + ", ".join(map(repr, values))
+
+
+def _optional(rule):
+    ok, what = rule
+    return (lambda v: v is None or ok(v)), f"None or {what}"
+
+
+# What each value may be, checked when a config is loaded (a wrong value is one line naming the key, the value and
+# what is allowed, never a torch error mid-run). The values' meanings: configs/_base_/*.py.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+VALUE_RULES = {
+    "train.epochs": _int_at_least(1),
+    "train.batch_size": _int_at_least(1),
+    "train.lr": _number(0, low_open=True),
+    "train.warmup_ratio": _number(0, 1),
+    "train.weight_decay": _number(0),
+    "train.grad_clip": _optional(_number(0, low_open=True)),
+    "train.num_workers": _int_at_least(0),
+    "train.precision": _one_of(*PRECISIONS),
+    "train.grad_accum": _int_at_least(1),
+    "train.prefetch_factor": _int_at_least(1),
+    "train.pin_memory": _one_of("auto", None, True, False),
+    "loss.box_weight": _number(0),
+    "loss.cls_weight": _number(0),
+    "head.box_mode": _one_of("regress", "candidates"),
+    "head.box_activation": _one_of("sigmoid", "none"),
+    "head.dropout": _number(0, 1),
+    "head.select_weight": _number(0),
+    "head.actor_size": _optional(_int_at_least(8)),
+    "head.cand_hidden": _int_at_least(1),
+    "data.num_frames": _int_at_least(1),
+    "data.frame_stride": _int_at_least(1),
+    "data.img_size": _int_at_least(8),
+    "data.keyframe_size": _int_at_least(8),
+    "data.num_dets": _int_at_least(1),
+    "eval.batch_size": _int_at_least(1),
+    "eval.n_boot": _int_at_least(0),
+    "eval.average": _one_of("weighted", "macro"),
+    "eval.iou_gate": _optional(_number(0, 1)),
+}
+
+
+def check_values(cfg: Config, where: str) -> None:
+    """A UsageError for the first config value outside what its key allows (:data:`VALUE_RULES`)."""
+    for key, (ok, allowed) in VALUE_RULES.items():
+        section, _, field = key.partition(".")
+        if section in cfg and field in (cfg[section] or {}):
+            value = cfg[section][field]
+            if not ok(value):
+                raise UsageError(f"{where}: {key}={value!r} is not allowed; it must be {allowed}")
 
 
 def _missing_args(cfg: Config, cls) -> list[str]:
@@ -129,8 +196,18 @@ def _missing_args(cfg: Config, cls) -> list[str]:
 
 
 def load_config(name: str, config_set: str = "tiny", cfg_options: dict | None = None) -> Config:
-    """``config_set``: "tiny" or "full", optionally followed by overlays from the method's configs,
-    e.g. "full+released" = configs/refatomnet/full.py with configs/refatomnet/released.py merged over it."""
+    """The resolved config of one method, every key and value checked before anything is built.
+
+    Args:
+        name: a registered method (``ravar-bench list``).
+        config_set: ``"tiny"`` or ``"full"``, optionally followed by overlays from the method's configs, e.g.
+            ``"full+released"`` = configs/refatomnet/full.py with configs/refatomnet/released.py merged over it.
+        cfg_options: dotted overrides (``{"train.batch_size": 8}``); a key no code reads or a value its key does
+            not allow (:data:`VALUE_RULES`) is a :class:`~ravar_bench.errors.UsageError` naming it.
+
+    Returns:
+        an mmengine ``Config`` with ``method_name``, ``config_set`` and ``config_path`` (where it came from) set.
+    """
     base, *overlays = config_set.split("+")
     if base not in CONFIG_SETS:
         raise UsageError(f"config_set must be one of {CONFIG_SETS} (optionally +overlay), got {config_set!r}")
@@ -181,6 +258,7 @@ def load_config(name: str, config_set: str = "tiny", cfg_options: dict | None = 
                              f"{', '.join(missing)}: give it one (register_method(..., configs={{{base!r}: ...}}) or "
                              f"{info.config_path(base)})")
         raise UsageError(f"{where}: the model section lacks {', '.join(missing)} (no constructor default)")
+    check_values(cfg, where if not cfg_options else f"{where} with --cfg-options")
     cfg.method_name = name
     cfg.config_set = config_set
     cfg.config_path = where

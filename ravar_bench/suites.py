@@ -19,8 +19,19 @@ SUITES = {
 
 def suite(name: str) -> dict:
     if name not in SUITES:
-        raise KeyError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
+        from .errors import UsageError
+
+        raise UsageError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
     return SUITES[name]
+
+
+def run_options(name: str, cfg_options: dict | None = None, epochs: int | None = None) -> dict:
+    """The ``cfg_options`` every method of a run of suite ``name`` gets: the suite's own (Table 4a's rephrasing),
+    then the user's ``--cfg-options``, then ``--epochs`` as ``train.epochs``."""
+    opts = {**suite(name).get("cfg_options", {}), **(cfg_options or {})}
+    if epochs is not None:
+        opts["train.epochs"] = epochs
+    return opts
 
 
 def suite_methods(name: str, methods: str | None = None) -> list[str]:

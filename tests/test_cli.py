@@ -78,3 +78,47 @@ def test_tool_script_exits_2_without_traceback():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "run_bench.py: error: unknown method" in r.stderr
+
+
+@pytest.mark.parametrize("option, says", [
+    ("head.box_mode=bogus", "head.box_mode='bogus' is not allowed; it must be one of 'regress', 'candidates'"),
+    ("head.box_activation=relu", "head.box_activation='relu' is not allowed; it must be one of 'sigmoid', 'none'"),
+    ("train.precision=fp13", "train.precision='fp13' is not allowed; it must be one of 'auto', 'fp32'"),
+    ("train.batch_size=0", "train.batch_size=0 is not allowed; it must be an integer >= 1"),
+    ("train.batch_size=abc", "train.batch_size='abc' is not allowed; it must be an integer >= 1"),
+    ("train.lr=-1", "train.lr=-1 is not allowed; it must be a number > 0"),
+    ("train.grad_accum=0", "train.grad_accum=0 is not allowed"),
+    ("data.num_frames=0", "data.num_frames=0 is not allowed; it must be an integer >= 1"),
+    ("eval.average=median", "eval.average='median' is not allowed; it must be one of 'weighted', 'macro'"),
+    ("eval.iou_gate=2", "eval.iou_gate=2 is not allowed; it must be None or a number >= 0 and <= 1"),
+    ("model.temporal=lstm", "clip4clip: temporal must be 'meanP' or 'seqTransf', got 'lstm'"),  # a method option
+])
+def test_a_wrong_config_value_is_one_line_before_training(capsys, tmp_path, monkeypatch, option, says):
+    """Every kind of config value (the head's modes, precision, the optimiser's numbers, the clip's sizes, the
+    protocol, a method's own option) is checked when the configs are loaded, before any data or training."""
+    import ravar_bench.runner.bench as bench
+
+    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: pytest.fail("work started on a wrong value"))
+    err = _usage_error(capsys, ["run", "--methods", "x3d,clip4clip", "--out", str(tmp_path / "o"),
+                                "--cfg-options", option])
+    assert says in err and "--cfg-options" in err or "model." in option, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_base_detected_by_parsing_the_file_not_by_a_substring(tmp_path):
+    """A method config that only mentions ``_base_`` in a comment or string is merged over the base config (as
+    mmengine reads the file: a top-level ``_base_ = ...`` assignment), not taken as standing alone."""
+    from ravar_bench.config import load_config
+    from ravar_bench.method import Method
+    from ravar_bench.registry import register_method
+
+    (tmp_path / "tiny.py").write_text("# no _base_ here\nmodel = dict(type='test_base_probe')\ntrain = dict(epochs=1)\n")
+
+    @register_method("test_base_probe", family="Control", config_dir=str(tmp_path))
+    class BaseProbe(Method):
+        def __init__(self):
+            super().__init__()
+            self.feat_dim = 4
+
+    cfg = load_config("test_base_probe", "tiny")
+    assert cfg.train.epochs == 1 and cfg.train.batch_size == 16 and cfg.data.img_size == 64  # from the base

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ravar_bench.config import load_config
+from ravar_bench.engine import result_schema as S
 from ravar_bench.engine.data_source import open_source
 from ravar_bench.engine.results import collect_results, result_path
 from ravar_bench.engine.text_cache import TextFeatureCache
@@ -97,6 +98,22 @@ def test_finished_work_is_not_rerun(engine_env, tmp_path):
     df = collect_results(tmp_path)
     assert list(df.columns[:7]) == ["method", "family", "split", "seed", "mIoU", "mAP", "AUROC"]
     assert json.loads(p.read_text())["family"] == "Control"
+
+
+def test_rows_of_a_real_run_match_the_declared_schema(engine_env, tmp_path):
+    """Every column a real run writes is declared in result_schema, with its declared type, and results.csv is in
+    the declared order; a row with an undeclared or a missing required column is refused when it is made."""
+    src, cfg, tc = engine_env
+    rows = train_and_evaluate(cfg, src, tc, seed=0, out_dir=tmp_path, progress=False)
+    for split in ("val", "test"):
+        on_disk = json.loads(result_path(tmp_path, "test_engine_probe", split, 0).read_text())
+        assert S.check_row(on_disk) == [], S.check_row(on_disk)
+    assert S.check_row({**rows[0], "mAP": "41.1"}) == ["column 'mAP' is str '41.1', declared float"]
+    assert list(collect_results(tmp_path).columns) == S.order_columns({**rows[0], **rows[1]})
+    with pytest.raises(S.SchemaError, match="undeclared columns \\['mAP_typo'\\]"):
+        S.make_row(**rows[0], mAP_typo=1.0)
+    with pytest.raises(S.SchemaError, match="missing required columns \\['data_digest'\\]"):
+        S.make_row(**{k: v for k, v in rows[0].items() if k != "data_digest"})
 
 
 def test_method_aux_loss_is_optimised(engine_env, tmp_path):

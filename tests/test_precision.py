@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 from ravar_bench.config import load_config
+from ravar_bench.data.dataset import loader_kwargs
 from ravar_bench.encoders.frozen_cache import frozen_caches
+from ravar_bench.engine import accumulation as A
 from ravar_bench.engine import precision as P
 from ravar_bench.factory import build_from_config
 from ravar_bench.registry import list_methods
@@ -100,15 +102,15 @@ def test_grad_accumulation_equals_the_full_batch_gradient():
     x, y = torch.randn(8, 5), torch.randn(8, 3)
     full = torch.autograd.grad(nn.functional.mse_loss(lin(x), y), lin.weight)[0]
     prec, accum = P.MixedPrecision("fp32", "cpu"), 4
-    assert P.optimizer_steps(8 // 2, accum) == 1 and P.optimizer_steps(5, 2) == 3
+    assert A.optimizer_steps(8 // 2, accum) == 1 and A.optimizer_steps(5, 2) == 3
     lin.zero_grad()
     boundaries = []
     for i in range(4):  # 4 micro-batches of 2
         prec.backward(nn.functional.mse_loss(lin(x[2 * i:2 * i + 2]), y[2 * i:2 * i + 2]), accum)
-        boundaries.append(P.is_step_boundary(i, 4, accum))
+        boundaries.append(A.is_step_boundary(i, 4, accum))
     assert boundaries == [False, False, False, True]
     torch.testing.assert_close(lin.weight.grad, full)
-    assert [P.is_step_boundary(i, 5, 2) for i in range(5)] == [False, True, False, True, True]  # partial group steps
+    assert [A.is_step_boundary(i, 5, 2) for i in range(5)] == [False, True, False, True, True]  # partial group steps
 
 
 def test_fp16_scaler_skips_an_inf_step():
@@ -130,9 +132,9 @@ def test_fp16_scaler_skips_an_inf_step():
 
 
 def test_loader_settings():
-    kw = P.loader_kwargs(dict(num_workers=3, prefetch_factor=4))
+    kw = loader_kwargs(dict(num_workers=3, prefetch_factor=4))
     assert kw == dict(num_workers=3, pin_memory=torch.cuda.is_available(), persistent_workers=True, prefetch_factor=4)
-    assert P.loader_kwargs(dict(num_workers=0, pin_memory=True)) == dict(num_workers=0, pin_memory=True)
+    assert loader_kwargs(dict(num_workers=0, pin_memory=True)) == dict(num_workers=0, pin_memory=True)
 
 
 def test_frozen_towers_cast_and_checkpointing_keeps_gradients():
@@ -180,7 +182,7 @@ def test_engine_trains_in_bf16_with_accumulation(tiny_synth_root, tmp_path):
     assert rows[0]["precision"] == "bf16" and rows[0]["text_path"] == "qformer"  # the row says what ran
     st = torch.load(tmp_path / "runs" / "fusion_add" / "seed0" / "last.pt", weights_only=True)
     n_batches = -(-rows[0]["train_instances"] // 4)
-    assert st["sched"]["last_epoch"] == P.optimizer_steps(n_batches, 2)  # one scheduler step per optimiser step
+    assert st["sched"]["last_epoch"] == A.optimizer_steps(n_batches, 2)  # one scheduler step per optimiser step
     assert json.loads((tmp_path / "runs" / "fusion_add" / "seed0" / "meta.json").read_text())["seed"] == 0
 
 

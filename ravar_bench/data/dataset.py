@@ -247,3 +247,14 @@ class ClipDataset(torch.utils.data.Dataset):
         if bad:
             out["_skipped"] = bad
         return out
+
+
+def loader_kwargs(train_cfg) -> dict:
+    """DataLoader settings from the config's ``train`` section: workers, pinned memory for CUDA copies, persistent workers, prefetch."""
+    workers = int(train_cfg.get("num_workers", 0) or 0)
+    pin = train_cfg.get("pin_memory", "auto")
+    pin = torch.cuda.is_available() if pin in ("auto", None) else bool(pin)
+    kw = dict(num_workers=workers, pin_memory=pin)
+    if workers > 0:
+        kw.update(persistent_workers=True, prefetch_factor=int(train_cfg.get("prefetch_factor", 2) or 2))
+    return kw

@@ -1,4 +1,5 @@
-"""Mixed precision, gradient accumulation, activation checkpointing and the loader's host-side settings.
+"""Mixed precision and activation checkpointing (gradient accumulation: :mod:`.accumulation`; the loaders' host-side
+settings: :func:`ravar_bench.data.dataset.loader_kwargs`).
 
 Config keys (``train.*``, defaults in configs/_base_/runtime.py):
 
@@ -31,11 +32,11 @@ import types
 import torch
 from torch import nn
 
+from ..config import PRECISIONS
 from ..method import frozen_modules
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -180,34 +181,5 @@ def autocast_for(prec: MixedPrecision | None):
     return prec.autocast() if prec is not None else contextlib.nullcontext()
 
 
-def grad_accum(train_cfg) -> int:
-    k = int(train_cfg.get("grad_accum", 1) or 1)
-    if k < 1:
-        raise ValueError(f"train.grad_accum must be >= 1, got {k}")
-    return k
-
-
-def optimizer_steps(n_batches: int, accum: int) -> int:
-    """Optimiser steps in an epoch of ``n_batches`` micro-batches (the last partial group steps too)."""
-    return -(-n_batches // accum)
-
-
-def is_step_boundary(i: int, n_batches: int, accum: int) -> bool:
-    """After micro-batch ``i`` (0-based) of ``n_batches``: time for the optimiser step?"""
-    return (i + 1) % accum == 0 or i + 1 == n_batches
-
-
-def loader_kwargs(train_cfg) -> dict:
-    """DataLoader settings from the config: workers, pinned memory for CUDA copies, persistent workers, prefetch."""
-    workers = int(train_cfg.get("num_workers", 0) or 0)
-    pin = train_cfg.get("pin_memory", "auto")
-    pin = torch.cuda.is_available() if pin in ("auto", None) else bool(pin)
-    kw = dict(num_workers=workers, pin_memory=pin)
-    if workers > 0:
-        kw.update(persistent_workers=True, prefetch_factor=int(train_cfg.get("prefetch_factor", 2) or 2))
-    return kw
-
-
-__all__ = ["PRECISIONS", "MixedPrecision", "resolve_precision", "allow_tf32", "frozen_towers", "cast_frozen",
-           "enable_activation_checkpointing", "conv3d_in_fp32", "prepare_model", "autocast_for", "grad_accum", "optimizer_steps",
-           "is_step_boundary", "loader_kwargs"]
+__all__ = ["MixedPrecision", "resolve_precision", "allow_tf32", "frozen_towers", "cast_frozen",
+           "enable_activation_checkpointing", "conv3d_in_fp32", "prepare_model", "autocast_for"]

@@ -14,8 +14,9 @@ import pandas as pd
 
 from ..errors import ResultsError
 from ..files.atomic import atomic_write, write_json_atomic  # noqa: F401 (the engine's writers)
+from .result_schema import REQUIRED, order_columns
 
-BASE_COLUMNS = ["method", "family", "split", "seed", "mIoU", "mAP", "AUROC"]
+BASE_COLUMNS = [c for c in REQUIRED if c in ("method", "family", "split", "seed", "mIoU", "mAP", "AUROC")]
 
 
 def result_path(out_dir: str | Path, method: str, split: str, seed: int) -> Path:
@@ -30,15 +31,11 @@ def read_result(path: Path) -> dict:
 
 
 def collect_results(out_dir: str | Path) -> pd.DataFrame:
-    from .provenance import PROVENANCE_COLUMNS
-
     rows = [read_result(p) for p in sorted((Path(out_dir) / "results").glob("*.json"))]
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
-    prov = [c for c in PROVENANCE_COLUMNS if c in df.columns]
-    rest = [c for c in df.columns if c not in BASE_COLUMNS and c not in prov]
-    return df[BASE_COLUMNS + rest + prov].sort_values(["family", "method", "split", "seed"], kind="stable")
+    return df[order_columns(df.columns)].sort_values(["family", "method", "split", "seed"], kind="stable")
 
 
 def write_results_csv(out_dir: str | Path) -> Path:

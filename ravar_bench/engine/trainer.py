@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import ClipDataset, normalise_batch
+from ..data.dataset import ClipDataset, loader_kwargs, normalise_batch
 from ..encoders.frozen_cache import frozen_caches
 from ..errors import UsageError
 from ..factory import build_from_config, count_params
@@ -29,8 +29,10 @@ from . import diagnostics as diag
 from . import distributed as D
 from . import evaluation as ev
 from . import reuse
-from .precision import autocast_for, grad_accum, is_step_boundary, loader_kwargs, optimizer_steps, prepare_model
+from .accumulation import grad_accum, is_step_boundary, optimizer_steps
+from .precision import autocast_for, prepare_model
 from .provenance import provenance
+from .result_schema import make_row
 from .results import atomic_write, result_path, write_json_atomic
 from .skips import SkipCounter
 
@@ -272,17 +274,15 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
                                  skip_missing_frames, counter=skips, precision=prec)
         if not main:
             continue
-        row = {"method": name, "family": info.family, "paper_name": info.paper_name, "origin": info.origin,
-               "split": split, "seed": seed,
-               **{k: metrics[k] for k in ("mIoU", "mAP", "AUROC")},
-               **{k: v for k, v in metrics.items() if k not in ("mIoU", "mAP", "AUROC")},
-               "protocol": cfg.eval.get("average", "weighted"), "iou_gate": cfg.eval.get("iou_gate"),
-               "config_set": cfg.config_set, "epochs": int(tc.epochs),
-               "train_instances": n_train, "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
-               "train_clips_per_s": round(n_train * int(tc.epochs) / train_time, 1) if train_time > 0 else float("nan"),
-               "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
-               "precision": prec.name, "text_path": getattr(model.method, "text_path", None) or "",
-               **skips.row(split), **prov}
+        row = make_row(**{
+            "method": name, "family": info.family, "paper_name": info.paper_name, "origin": info.origin,
+            "split": split, "seed": seed, **metrics, "protocol": cfg.eval.get("average", "weighted"),
+            "iou_gate": cfg.eval.get("iou_gate"), "config_set": cfg.config_set, "epochs": int(tc.epochs),
+            "train_instances": n_train, "train_time_s": round(train_time, 2), "eval_time_s": round(time.time() - t0, 2),
+            "train_clips_per_s": round(n_train * int(tc.epochs) / train_time, 1) if train_time > 0 else float("nan"),
+            "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
+            "precision": prec.name, "text_path": getattr(model.method, "text_path", None) or "",
+            **skips.row(split), **prov})  # the split's skip counts (skipped_instances included) as the counter has them
         write_json_atomic(result_path(out_dir, name, split, seed), row)
         rows.append(row)
         if row["no_detection_count"]:

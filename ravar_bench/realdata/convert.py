@@ -63,7 +63,7 @@ def convert_refava(data_root: str | Path, out: str | Path, splits=None) -> dict:
 
 
 def report_markdown(report: dict) -> str:
-    lines = [f"# RefAVA conversion report", "", f"Source: `{report['source']}`", "",
+    lines = ["# RefAVA conversion report", "", f"Source: `{report['source']}`", "",
              "| split | instances | videos | clips | PM inst. | OM inst. | PI inst. | rejected | missing keys |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s, r in report["splits"].items():

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from ..engine.result_schema import read_results_csv
 from ..files.atomic import write_text_atomic
 from ..reference import COSTS_CSV, paper_results
 from ..registry import FAMILIES, SUITE_ORIGIN, TABLE2_FAMILIES
@@ -246,7 +247,7 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
     ``protocol`` None: the runs' own ``eval.average``. Rows of several config sets or data never share a table:
     ``config_set`` / ``data`` pick one (run_notes.select_rows)."""
     out_dir = Path(out_dir)
-    df = select_rows(pd.read_csv(out_dir / "results.csv"), config_set, data)
+    df = select_rows(read_results_csv(out_dir / "results.csv"), config_set, data)
     protocol = headline_protocol(df, protocol)
     spec = get_suite(suite)
     stem = "leaderboard" if suite == "table2" else suite

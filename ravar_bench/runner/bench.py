@@ -16,14 +16,29 @@ from ..engine.data_source import open_source
 from ..engine.results import write_results_csv
 from ..engine.text_cache import TextFeatureCache
 from ..engine.trainer import train_and_evaluate
-from ..errors import RavarError
+from ..errors import RavarError, UsageError
+from ..factory import build_from_config
 from ..report.leaderboard import write_suite
 from ..report.post_run import add_significance, per_class_plot, qualitative_panel
-from ..suites import suite as get_suite
-from ..suites import suite_methods
+from ..suites import run_options, suite_methods
 from .lock import RunLock
 
 log = logging.getLogger(__name__)
+
+
+def preflight(methods: list[str], config_set: str, cfg_options: dict | None) -> dict:
+    """Every method's config loaded (keys and values checked) and its model built on the meta device, before
+    anything trains: a typo, a value its key does not allow, or a method option its constructor refuses is one
+    line now, for every method at once, not a failure logged an hour into the run. Returns name -> config."""
+    cfgs = {}
+    for name in methods:
+        cfg = load_config(name, config_set, cfg_options)
+        try:
+            build_from_config(cfg, device="meta")
+        except ValueError as e:  # a method's constructor refusing an option (the message names it)
+            raise UsageError(f"{cfg.config_path}: {e}") from None
+        cfgs[name] = cfg
+    return cfgs
 
 
 def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "synthetic", data_root: str | None = None,
@@ -41,7 +56,6 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
     held = (RunLock(out_dir, command=command, wait=wait) if lock and int(os.environ.get("RANK", "0")) == 0
             else contextlib.nullcontext())
     with held:
-        spec = get_suite(suite)
         methods = suite_methods(suite) if methods is None else methods
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,10 +70,8 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
             D.barrier()
         caches: dict = {}
         failures, timings = {}, {}
+        opts = run_options(suite, cfg_options, epochs)
         for name in methods:
-            opts = {**spec.get("cfg_options", {}), **(cfg_options or {})}
-            if epochs is not None:
-                opts["train.epochs"] = epochs
             t0 = time.time()
             try:
                 cfg = load_config(name, config_set, opts)

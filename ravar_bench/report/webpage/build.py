@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ...data.ava import ava_classes
+from ...engine.result_schema import read_results_csv
 from ...reference import COSTS_CSV, paper_results
 from ...scoring.metrics import box_iou, per_class_ap
 from ...suites import suite as get_suite
@@ -451,7 +452,7 @@ def page_data(out_dir: str | Path, suite: str = "table2", source_root=None, comm
     csv = out_dir / "results.csv"
     if not csv.is_file():
         raise FileNotFoundError(f"{csv} not found: the page is made from a run folder's results.csv")
-    df = pd.read_csv(csv)
+    df = read_results_csv(csv)
     missing = [c for c in ("method", "family", "split", "seed", "mAP") if c not in df.columns]
     if missing:
         raise ValueError(f"{csv}: missing column(s) {', '.join(missing)}")
