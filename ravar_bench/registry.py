@@ -166,11 +166,21 @@ def _module_dir(cls: type) -> Path | None:
 
 def register_method(name: str, family: str, paper_name: str | None = None, config_dir: str | None = None,
                     configs: dict | None = None):
-    """Class decorator: ``@register_method("x3d", family="AAL", paper_name="X3D")``.
+    """Class decorator: ``@register_method("x3d", family="AAL", paper_name="X3D")``, usable from any module.
 
-    ``configs``: ``{"tiny": path_or_dict, "full": ..., "<overlay>": ...}`` (relative paths are read from the
-    module's folder); else ``config_dir`` or ``configs/<name>/`` next to the module (the suite's own: the packaged
-    configs). A config dict, or a file without ``_base_``, is merged over the suite's base config of its set.
+    Args:
+        name: the registry name (``--methods name``, ``model.type`` in its configs); a name registered by another
+            class is an error naming both.
+        family: one of Table 2's families, ``Ablation`` / ``Fusion`` / ``Backbone`` / ``Control``, or one a plug-in
+            declared with :func:`register_family`.
+        paper_name: the method's row in the paper's tables (``paper_results.csv``), None for methods it lacks.
+        config_dir: where ``<set>.py`` configs live (default: ``configs/<name>/`` next to the module).
+        configs: ``{"tiny": path_or_dict, "full": ..., "<overlay>": ...}`` (relative paths are read from the
+            module's folder). A config dict, or a file without ``_base_``, is merged over the suite's base config
+            of its set.
+
+    Returns:
+        the decorator; the class must subclass :class:`ravar_bench.method.Method`.
     """
     if family not in families():
         raise UsageError(f"method {name!r}: unknown family {family!r}; known: {', '.join(families())} "

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..files.atomic import atomic_write
 from .ava import NUM_CLASSES
 from .safe_pickle import safe_load
 
@@ -274,7 +275,5 @@ def write_split(root: str | Path, split: str, instances: list[Instance]) -> None
         "description": {i.key: [i.text] for i in instances},
     }
     for kind, d in payload.items():
-        p = annotation_path(root, split, kind)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(d, protocol=4))
-        tmp.replace(p)
+        blob = pickle.dumps(d, protocol=4)
+        atomic_write(annotation_path(root, split, kind), lambda tmp: Path(tmp).write_bytes(blob))

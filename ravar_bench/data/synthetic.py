@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..files.atomic import atomic_write
 from .detections import write_detections
 from .frames import FrameLayout
 from .refava import Instance, write_split
@@ -498,9 +499,8 @@ def _write_movie(root: Path, split: str, movie_idx: int, cfg: SynthConfig, layou
         half = layout.window // 2
         for idx in range(key_idx - half, key_idx + layout.window - half):
             img = rend.draw(idx - key_idx)
-            tmp = fdir / f".tmp_{idx}.jpg"
-            img.save(tmp, quality=cfg.quality)
-            os.replace(tmp, layout.path(root / "frames", video_id, idx))
+            atomic_write(layout.path(root / "frames", video_id, idx),
+                         lambda tmp: img.save(tmp, format="JPEG", quality=cfg.quality), tmp=fdir / f".tmp_{idx}.jpg")
         clip_dets = _detections(rng, rend, people, bg)
         for p in people:
             key = f"{video_id}___{t}___{p.pid}"

@@ -45,6 +45,21 @@ class SharedHead(nn.Module):
     choosing where the sentence points is (benchmarks/default_levers.md).
     ``actor_pass``: the classifier also reads the feature of :class:`RavarModel`'s actor-centred second pass
     (``actor_size``: the side of that pass's crop in px; None: the clip's size).
+
+    Args:
+        in_dim: the method's pooled feature size (``Method.feat_dim``).
+        cls_hidden, box_hidden: hidden widths of the classifier and the box MLP.
+        dropout: after the classifier's first layer.
+        box_activation: ``"sigmoid"`` or ``"none"``.
+        num_classes: 80 (AVA).
+        box_mode: ``"regress"`` or ``"candidates"``.
+        map_dim: channels of the method's spatial map (candidate mode; 0: none).
+        cand_hidden: width of the candidate scorer.
+        select_weight: weight of the candidate-selection cross-entropy.
+        actor_pass, actor_size: the actor-centred second pass (above).
+
+    ``forward`` returns ``{"logits", "boxes", "select_loss"}`` (the selection loss: candidate mode in training with
+    ``gt_boxes``, else None); :class:`ravar_bench.model.ravar_model.RavarModel` adds it to the loss terms.
     """
 
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..data.frames import FrameLayout, sample_indices
 from ..data.refava import SPLITS, annotation_path, jsonl_path, load_split
+from ..files.atomic import atomic_write, write_text_atomic
 from .video import VideoUnreadable, find_video, frames_at_times
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,8 @@ def prepare_video(video_path: str | Path, frames_dir: str | Path, video_id: str,
             r = short_side / min(w, h)
             img = img.resize((max(1, round(w * r)), max(1, round(h * r))))
         dst = layout.path(Path(frames_dir), video_id, i)
-        tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-        img.convert("RGB").save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, dst)
+        rgb = img.convert("RGB")
+        atomic_write(dst, lambda tmp: rgb.save(tmp, format="JPEG", quality=quality))
         written += 1
     if absent:
         raise VideoUnreadable(f"{video_path}: {len(absent)} needed frames lie outside the video (first index "
@@ -123,9 +122,7 @@ def prepare_video(video_path: str | Path, frames_dir: str | Path, video_id: str,
     done = sorted(i for i in indices if layout.path(Path(frames_dir), video_id, i).is_file())
     marker = {"video_id": video_id, "frames": len(done), "indices": done, "source": str(video_path),
               "time_offset": time_offset, "fps": layout.fps}
-    tmp = vdir / (DONE + ".tmp")
-    tmp.write_text(json.dumps(marker))
-    os.replace(tmp, vdir / DONE)  # written last: its presence means the video is finished
+    write_text_atomic(vdir / DONE, json.dumps(marker))  # written last: its presence means the video is finished
     return {"video_id": video_id, "written": written, "skipped": False}
 
 

@@ -93,11 +93,17 @@ def _average(values: np.ndarray, support: np.ndarray, average: str) -> float:
 
 def evaluate(scores, labels, pred_boxes, gt_boxes, average: str = "weighted", iou_gate: float | None = None,
              class_groups: dict | None = None) -> dict:
-    """Metrics in percent: "mAP", "AUROC", "mIoU", plus "mAP_<group>" for each of ``class_groups``
-    (name -> 0-based column indices; e.g. PM / OM / PI) and bookkeeping counts.
+    """Metrics in percent: "mAP", "AUROC", "mIoU", plus "mAP_<group>" for each of ``class_groups`` and bookkeeping
+    counts ("n_instances", "n_classes_scored").
 
-    scores (N, C) raw logits or probabilities (ranking metrics do not care), labels (N, C) {0, 1},
-    pred_boxes / gt_boxes (N, 4) normalised x1y1x2y2.
+    Args:
+        scores: (N, C) raw logits or probabilities (ranking metrics do not care).
+        labels: (N, C) in {0, 1}.
+        pred_boxes, gt_boxes: (N, 4) normalised x1, y1, x2, y2.
+        average: ``"weighted"`` (the authors' protocol: per-class values weighted by support) or ``"macro"``.
+        iou_gate: if given, an instance's scores are zeroed when its box IoU is below it (the authors' gated
+            script: 0.5).
+        class_groups: name -> 0-based class columns (e.g. PM / OM / PI), each scored as its own mAP.
     """
     if average not in ("weighted", "macro"):
         raise ValueError(f"average must be 'weighted' or 'macro', got {average!r}")

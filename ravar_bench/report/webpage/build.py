@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import math
-import os
 import platform
 import re
 import warnings
@@ -29,6 +28,7 @@ import pandas as pd
 
 from ...data.ava import ava_classes
 from ...engine.result_schema import read_results_csv
+from ...files.atomic import atomic_write
 from ...reference import COSTS_CSV, paper_results
 from ...scoring.metrics import box_iou, per_class_ap
 from ...suites import suite as get_suite
@@ -516,7 +516,6 @@ def write_html(out_dir: str | Path, suite: str = "table2", source_root=None, com
     page = page_data(out_dir, suite, source_root, command, qualitative_split, n_examples, qualitative_method,
                      config_set, data, protocol)
     path = Path(out_dir) / "index.html"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(render_html(page), encoding="utf-8")
-    os.replace(tmp, path)
+    html = render_html(page)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(html, encoding="utf-8"))
     return path
