@@ -344,6 +344,14 @@ def cmd_leaderboard(args, command: str) -> int:
         raise UsageError(f"{args.dir}: no results.csv (run it with --collect to rebuild it from results/*.json)")
     if args.stability_with and not (Path(args.stability_with) / "results.csv").is_file():
         raise UsageError(f"--stability-with {args.stability_with}: no results.csv there")
+    from .engine.results import read_results_table
+
+    # results.csv is a cache of results/*.json: a damaged or disagreeing one is rebuilt (one line says so)
+    # before any table is drawn, or, with nothing to rebuild it from, one line naming the file and line
+    for folder in filter(None, (d, args.stability_with)):
+        note = read_results_table(folder)[1]
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if args.html:  # the command that made the results, read before leaderboard.md is rewritten
         from .report.webpage import recorded_command
 
