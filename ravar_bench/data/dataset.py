@@ -63,6 +63,19 @@ DATA_KEYS = ("pattern", "fps", "start_second", "index_offset", "window", "num_fr
              "keyframe_size", "mean", "std", "num_dets", "detections_order", "cache_decoded")
 
 
+def _same_size(paths: list[Path], frames: list[torch.Tensor]) -> None:
+    """One movie, one frame size: a frame of another size than most of its clip is a stray file (another
+    movie's, a re-extraction at another --short-side) that resizing would stretch in silently. Raised as a
+    frame error, so --skip-missing-frames counts and skips the instance like an undecodable frame."""
+    sizes = [tuple(f.shape[-2:]) for f in frames]
+    common = max(set(sizes), key=sizes.count)
+    odd = next((k for k, hw in enumerate(sizes) if hw != common), None)
+    if odd is not None:
+        (h, w), (ch, cw) = sizes[odd], common
+        raise FrameUnreadable(f"frame of another size: {paths[odd]} is {w}x{h} but the other frames of its clip "
+                              f"are {cw}x{ch}")
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
 
@@ -213,17 +226,10 @@ class ClipDataset(torch.utils.data.Dataset):
             return self._cache[ck]
         hw = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
         clip = torch.empty((self.T, 3, *hw), dtype=torch.uint8)
-        first = None
-        for k, i in enumerate(self._frame_indices(inst)):
-            path = self.layout.path(self.frames_dir, inst.video_id, i)
-            frame = read_frame(path)
-            # one movie, one frame size: a frame of another size is a stray file (another movie's, a re-extraction
-            # at another --short-side) that resizing would stretch in silently
-            if first is None:
-                first = (path, frame.shape[-2:])
-            elif frame.shape[-2:] != first[1]:
-                raise FrameUnreadable(f"frame of another size: {path} is {frame.shape[-1]}x{frame.shape[-2]} but "
-                                      f"{first[0].name} of the same clip is {first[1][1]}x{first[1][0]}")
+        paths = [self.layout.path(self.frames_dir, inst.video_id, i) for i in self._frame_indices(inst)]
+        frames = [read_frame(p) for p in paths]
+        _same_size(paths, frames)
+        for k, frame in enumerate(frames):
             clip[k] = resize_uint8(frame, self.size)
         if self.cache_decoded:
             self._cache[ck] = clip
