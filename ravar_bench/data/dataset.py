@@ -137,10 +137,12 @@ class ClipDataset(torch.utils.data.Dataset):
         the frames, so a timestamp before the movie's start is named as the row it is, not as a frame to extract."""
         first, key = self.layout.index_offset, self.layout.key_index(inst.timestamp)
         try:
+            # a key frame before the movie is a bad row for every method (also those reading no frames), so
+            # that all of them score the same instances; a clip cut at the start only for those reading video
+            if key < first:
+                raise ClipWindowError(f"key frame {key} lies before the movie's first frame {first}", first, key, 1)
             if "video" in self.needs:
                 self._frame_indices(inst)
-            if "keyframe" in self.needs and key < first:
-                raise ClipWindowError(f"key frame {key} lies before the movie's first frame {first}", first, key, 1)
         except ClipWindowError as e:
             fix = "pass --skip-invalid to count and skip it"
             if e.last >= e.first:  # part of the window is in the movie: a shorter clip would fit

@@ -542,13 +542,15 @@ class Battery:
         self._rename_key(root, "val", key, new)
         out = self.work / "out_clip_880"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance"], out, data_root=root, skip_invalid=True)  # a finished result beside it
+        _finished(self.run(["chance"], out, data_root=root, skip_invalid=True))  # a finished result beside it
         before = self.rows(out)
+        # a key frame before the movie is a bad row for every method, also one that reads no frames
+        assert before["chance__val__seed0.json"]["skipped_invalid"] == 1, before
         msg = _msg_has(lambda: self.run(["x3d"], out, data_root=root), "val_set_", repr(new), "'timestamp' 880",
                        "before the movie's first frame 1", "--skip-invalid")
         assert "lower data.frame_stride" not in msg, msg
         assert not (out / "runs/x3d/seed0/last.pt").exists(), "training started before the window check"
-        self.run(["x3d"], out, data_root=root, skip_invalid=True)
+        _finished(self.run(["x3d"], out, data_root=root, skip_invalid=True))
         row = self.rows(out)["x3d__val__seed0.json"]
         assert row["skipped_invalid"] == 1 and row["skipped_instances"] == 1, row
         assert "invalid annotation rows skipped" in (out / "leaderboard.md").read_text()
@@ -567,7 +569,7 @@ class Battery:
         self._edit(root, "val", "description", lambda d: d.__setitem__(keys[1], [d[keys[1]][0], "another sentence"]))
         out = self.work / "out_several"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance"], out, data_root=root)
+        _finished(self.run(["chance"], out, data_root=root))
         row = self.rows(out)["chance__val__seed0.json"]
         assert row["first_of_several_boxes"] == 1 and row["first_of_several_texts"] == 1, row
         assert row["skipped_instances"] == 0, row
@@ -593,12 +595,12 @@ class Battery:
             im.convert("RGB").resize((w // 2, h // 2)).save(path, quality=90)
         out = self.work / "out_frame_size"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance"], out, data_root=root)
+        _finished(self.run(["chance"], out, data_root=root))
         before = self.rows(out)
         opts = {**fast_options(), "data.num_frames": 8, "data.frame_stride": 4}
         msg = _msg_has(lambda: self.run(["x3d"], out, data_root=root, cfg_options=opts), "frame of another size",
                        str(path), inst.key)
-        self.run(["x3d"], out, data_root=root, cfg_options=opts, skip_missing_frames=True)
+        _finished(self.run(["x3d"], out, data_root=root, cfg_options=opts, skip_missing_frames=True))
         row = self.rows(out)["x3d__val__seed0.json"]
         people = sum(i.clip_key == inst.clip_key for i in __import__("ravar_bench.data.refava", fromlist=["x"])
                      .load_split(root, "val")[0])
@@ -622,7 +624,7 @@ class Battery:
         leaderboard equal to the intact one; with no JSON to rebuild from: one line naming file and line, exit 2."""
         out = self.work / "out_results_csv"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance", "x3d"], out)
+        _finished(self.run(["chance", "x3d"], out))
         before = self.rows(out)
         csv_path, md = out / "results.csv", out / "leaderboard.md"
         rc, _ = self._leaderboard_cli(out)
@@ -669,7 +671,7 @@ class Battery:
         results.csv, leaderboard.md and result JSONs unchanged."""
         out = self.work / "out_flags"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance"], out)
+        _finished(self.run(["chance"], out))
         before = self.rows(out)
         a_file = self.work / "a_file.txt"
         a_file.write_text("not a folder")
@@ -707,7 +709,7 @@ class Battery:
         not_video.write_bytes(b"this is a text file, not a movie\n" * 20)
         out = self.work / "out_demo"
         shutil.rmtree(out, ignore_errors=True)
-        self.run(["chance"], out)
+        _finished(self.run(["chance"], out))
         rc, err = cli(["demo", "--video", str(not_video), "--text", "the man", "--run-dir", str(out),
                        "--method", "chance", "--out", str(self.work / "demo.png")])
         assert rc == 2 and err.count("\n") == 1 and str(not_video) in err and "cannot open video" in err, (rc, err)
@@ -772,6 +774,12 @@ def _close(a, b, tol) -> bool:
     if a != a and b != b:  # both NaN
         return True
     return abs(a - b) <= tol
+
+
+def _finished(res: dict) -> dict:
+    """A run_benchmark result that must have no failed method (a setup run of a case, or its skip run)."""
+    assert not res["failures"], res["failures"]
+    return res
 
 
 def _change_map(csv_text: str) -> str:
