@@ -17,6 +17,10 @@ class DemoInputMissing(DataError, FileNotFoundError):
     pass
 
 
+class DemoInputError(DataError, ValueError):
+    """A --time the video or the clip layout cannot serve; one line through the CLI."""
+
+
 def load_trained(run_dir=None, method=None, seed: int = 0, checkpoint=None, config=None, device="cpu"):
     """(model, cfg) from run_dir/runs/<method>/seed<k>/{model.pt,config.py} or an explicit checkpoint + config."""
     from mmengine.config import Config
@@ -58,12 +62,12 @@ def read_clip(video: str | Path, time: float | None, num_frames: int, stride: in
     try:
         idx = sample_indices(key, num_frames, stride, window, first_index=0)
     except ClipWindowError as e:
-        raise DataError(f"{video}: --time {time:.2f} s: {e}; choose a later --time") from None
+        raise DemoInputError(f"{video}: --time {time:.2f} s: {e}; choose a later --time") from None
     times = [i / fps for i in idx]
     got = dict(frames_at_times(video, times))
     miss = [t for t in times if got.get(t) is None]
     if miss:
-        raise DataError(f"{video}: no frame near {miss[0]:.2f} s; choose --time inside the video")
+        raise DemoInputError(f"{video}: no frame near {miss[0]:.2f} s; choose --time inside the video")
     frames = [torch.from_numpy(np.array(got[t].convert("RGB"))).permute(2, 0, 1) for t in times]
     key_frame = frames[idx.index(key)] if key in idx else torch.from_numpy(
         np.array(dict(frames_at_times(video, [key / fps]))[key / fps].convert("RGB"))).permute(2, 0, 1)

@@ -19,6 +19,10 @@ from ..errors import DataError, UsageError
 log = logging.getLogger(__name__)
 
 
+class CheckpointMissing(UsageError, FileNotFoundError):
+    """No DETR checkpoint folder where --checkpoint says: one line through the CLI."""
+
+
 def _clip01(b):
     return [float(min(1.0, max(0.0, v))) for v in b]
 
@@ -64,7 +68,7 @@ class DetrDetector:
 
         ck = Path(checkpoint)
         if not (ck / "config.json").is_file():
-            raise UsageError(f"no DETR checkpoint at {ck}: put a transformers folder there (config.json and "
+            raise CheckpointMissing(f"no DETR checkpoint at {ck}: put a transformers folder there (config.json and "
                                     f"model.safetensors of facebook/detr-resnet-50, saved with save_pretrained), "
                                     f"or use --detector hog")
         self.model = DetrForObjectDetection.from_pretrained(str(ck), local_files_only=True).eval().to(device)
