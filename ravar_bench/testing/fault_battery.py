@@ -642,6 +642,13 @@ class Battery:
             assert csv_path.read_bytes() == intact_csv
             cases.append(Case(name, "rebuilt from results/*.json, said in one line; leaderboard equal to the "
                               "intact one", self.lost(before, self.rows(out))))
+        pred = out / "predictions" / "x3d__test__seed0.npz"
+        pred.write_bytes(pred.read_bytes()[:100])  # cut, as a full disk leaves a file another program wrote
+        rc, err = self._leaderboard_cli(out)
+        assert rc == 2 and err.count("\n") == 1 and str(pred) in err and "not a complete predictions file" in err, err
+        assert md.read_text() == intact_md, "leaderboard.md rewritten from a damaged predictions file"
+        cases.append(Case("a predictions file cut short", "exit 2, one line naming it; leaderboard.md kept",
+                          self.lost(before, self.rows(out))))
         bare = self.work / "out_results_csv_bare"
         shutil.rmtree(bare, ignore_errors=True)
         bare.mkdir()
