@@ -39,7 +39,12 @@ def main(argv=None):
               *[(n, (lambda n=n: b.bad_row(n))) for n in b.ROW_CASES],
               ("bad rows counted", b.bad_rows_counted), ("empty split", b.empty_split), ("bad files", b.bad_files),
               ("detections missing key", b.detections_missing_key), ("detections malformed", b.detections_malformed),
-              ("disk full", b.disk_full), ("two runs", b.two_runs_one_folder), ("command line", b.cli_one_line)]
+              ("disk full", b.disk_full), ("two runs", b.two_runs_one_folder), ("command line", b.cli_one_line),
+              # the second battery (issue 26): values, windows, damaged results.csv, mistaken flags, real-data tools
+              ("detection scores", b.detections_bad_score), ("clip before first frame", b.clip_before_first_frame),
+              ("several boxes / sentences", b.several_boxes_and_sentences),
+              ("frame of another size", b.frame_of_another_size), ("damaged results.csv", b.damaged_results_csv),
+              ("mistaken flags", b.mistaken_flags), ("real-data tools", b.real_data_tools)]
     n, failed, lost = 0, 0, 0
     for name, fn in groups:
         try:

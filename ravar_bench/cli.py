@@ -42,6 +42,67 @@ def _add_plugins(ap):
                          "classes become runnable); also read from $RAVAR_BENCH_PLUGINS")
 
 
+# ------------------------------------------------------------------------------------------------ flag types
+# Checked when parsed (argparse ``type=``): a mistaken flag is one line and exit code 2 before any config is read,
+# any data opened or any result rewritten, not work done on it (an untrained model scored, 17 methods trained
+# for an empty --methods, leaderboard.md rewritten for nothing).
+
+
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
+def seed_list(text: str) -> list[int]:
+    """Comma-separated non-negative, distinct integers (numpy refuses negative seeds; a repeat would run once)."""
+    parts = [x.strip() for x in text.split(",")]
+    try:
+        seeds = [int(x) for x in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers, got {text!r}") from None
+    bad = [s for s in seeds if s < 0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {bad[0]}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"seed {repeated[0]} is given more than once in {text!r}")
+    return seeds
+
+
+def methods_text(text: str) -> str:
+    """Non-empty after splitting at commas: '' or ',' name no method (and must not mean 'all')."""
+    if not [x for x in text.split(",") if x.strip()]:
+        raise argparse.ArgumentTypeError(f"names no method ({text!r}); give 'all', a family or comma-separated names")
+    return text
+
+
+def writable_folder(text: str) -> str:
+    """A folder that exists and can be written, or can be created: the nearest existing folder on its path
+    is probed with a real temporary file (os.access says yes to root on a read-only mount)."""
+    import tempfile
+
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} cannot be created: {probe} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{text} cannot be {'written' if probe == p else 'created'}: "
+                                         f"{probe} is not writable ({e.strerror})") from None
+    return text
+
+
 # ------------------------------------------------------------------------------------------------------ run
 RUN_HELP = """Train and score methods, write results.csv and a Table-2-style leaderboard.md.
 
@@ -58,7 +119,7 @@ resumes from the last finished epoch. (tools/run_bench.py takes the same flags.)
 
 
 def add_run_args(ap):
-    ap.add_argument("--methods", default=None,
+    ap.add_argument("--methods", default=None, type=methods_text,
                     help="'all' (Table 2, the default), a family name, comma-separated names, wildcards "
                          "('refatomnet_*'), or a config file path whose custom_imports registers the method")
     ap.add_argument("--suite", default="table2", choices=list(SUITES),
@@ -67,9 +128,9 @@ def add_run_args(ap):
     ap.add_argument("--data-root", default=None, help="real RefAVA root: annotations/ and frames/ (with --data refava)")
     ap.add_argument("--config-set", default="tiny",
                     help="tiny | full, optionally +overlay from the method's config folder (e.g. full+released)")
-    ap.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
-    ap.add_argument("--epochs", type=int, default=None, help="override train.epochs of every config")
-    ap.add_argument("--out", default=None, help="output folder (default work_dirs/bench, or work_dirs/<suite>)")
+    ap.add_argument("--seeds", default="0", type=seed_list, help="comma-separated distinct seeds >= 0, e.g. 0,1,2")
+    ap.add_argument("--epochs", type=positive_int, default=None, help="override train.epochs of every config (>= 1)")
+    ap.add_argument("--out", default=None, type=writable_folder, help="output folder (default work_dirs/bench, or work_dirs/<suite>)")
     ap.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
                     help="config overrides key=value, e.g. train.batch_size=8 data.img_size=96")
     ap.add_argument("--force", action="store_true", help="re-run methods whose results exist")
@@ -130,7 +191,7 @@ def cmd_run(args, command: str) -> int:
 
     methods = suite_methods(args.suite, args.methods)
     _check_data_root(args)
-    seeds = _int_list(args.seeds, "--seeds")
+    seeds = args.seeds
     sizes = SynthConfig()
     movies = (_int_list(args.synth_movies, "--synth-movies") if args.synth_movies is not None
               else [sizes.train_movies, sizes.val_movies, sizes.test_movies])
@@ -141,6 +202,11 @@ def cmd_run(args, command: str) -> int:
     preflight(methods, args.config_set, run_options(args.suite, args.cfg_options, args.epochs))
 
     out = args.out or ("work_dirs/bench" if args.suite == "table2" else f"work_dirs/{args.suite}")
+    if args.out is None:  # the default folder, checked as a given --out is at parse time
+        try:
+            writable_folder(out)
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"--out (default): {e}") from None
     synth = SynthConfig(seed=args.synth_seed, train_movies=movies[0], val_movies=movies[1], test_movies=movies[2],
                         clips_per_movie=args.synth_clips)
     kw = dict(data=args.data, data_root=args.data_root, config_set=args.config_set, epochs=args.epochs,
@@ -270,6 +336,14 @@ def cmd_leaderboard(args, command: str) -> int:
         raise UsageError(f"{args.dir}: no results.csv (run it with --collect to rebuild it from results/*.json)")
     if args.stability_with and not (Path(args.stability_with) / "results.csv").is_file():
         raise UsageError(f"--stability-with {args.stability_with}: no results.csv there")
+    from .engine.results import read_results_table
+
+    # results.csv is a cache of results/*.json: a damaged or disagreeing one is rebuilt (one line says so)
+    # before any table is drawn, or, with nothing to rebuild it from, one line naming the file and line
+    for folder in filter(None, (d, args.stability_with)):
+        note = read_results_table(folder)[1]
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if args.html:  # the command that made the results, read before leaderboard.md is rewritten
         from .report.webpage import recorded_command
 
@@ -301,7 +375,7 @@ Resumable (per-video .done.json written last); exits non-zero if any movie is mi
 def add_prepare_args(ap):
     ap.add_argument("--videos", required=True, help="folder of movies named <video_id>.{mp4,mkv,webm,avi}")
     ap.add_argument("--annotations", required=True, help="RefAVA root holding annotations/ (pickles or JSONL)")
-    ap.add_argument("--out", required=True, help="output root (frames/ goes here)")
+    ap.add_argument("--out", required=True, type=writable_folder, help="output root (frames/ goes here)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--num-frames", type=int, default=8)
     ap.add_argument("--frame-stride", default="8", help="stride(s), comma-separated, e.g. 4,8")
@@ -342,7 +416,7 @@ Invalid rows are rejected (listed with reasons in the report); the loader reads 
 
 def add_convert_args(ap):
     ap.add_argument("--data-root", required=True, help="folder holding annotations/{split}_set_*_crr_final.pkl")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", required=True, type=writable_folder)
 
 
 def cmd_convert(args, command: str) -> int:

@@ -122,3 +122,57 @@ def test_base_detected_by_parsing_the_file_not_by_a_substring(tmp_path):
 
     cfg = load_config("test_base_probe", "tiny")
     assert cfg.train.epochs == 1 and cfg.train.batch_size == 16 and cfg.data.img_size == 64  # from the base
+
+
+def _parse_error(capsys, argv) -> str:
+    """An argparse type/range error: one line on stderr, exit code 2."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--epochs", "0"], ["--epochs", "expected an integer >= 1, got 0"]),
+    (["--epochs", "-3"], ["--epochs", "got -3"]),
+    (["--epochs", "two"], ["--epochs", "'two'"]),
+    (["--seeds", "-1"], ["--seeds", "seeds must be >= 0, got -1"]),
+    (["--seeds", "0,0"], ["--seeds", "seed 0 is given more than once"]),
+    (["--seeds", "0,x"], ["--seeds", "non-negative integers"]),
+    (["--methods", ""], ["--methods", "names no method"]),
+    (["--methods", ","], ["--methods", "names no method (',')"]),
+])
+def test_mistaken_flags_are_one_line_when_parsed(capsys, argv, words):
+    err = _parse_error(capsys, ["run", *argv])
+    assert all(w in err for w in words), err
+
+
+def test_out_naming_a_file_or_an_unwritable_folder(capsys, tmp_path):
+    f = tmp_path / "results.txt"
+    f.write_text("not a folder")
+    err = _parse_error(capsys, ["run", "--methods", "chance", "--out", str(f)])
+    assert f"{f} is a file, not a folder" in err
+    err = _parse_error(capsys, ["run", "--methods", "chance", "--out", str(f / "sub")])
+    assert f"{f} is a file" in err
+    # /proc refuses new files even to root (a chmod'ed folder would not stop root)
+    err = _parse_error(capsys, ["run", "--methods", "chance", "--out", "/proc/ravar_out"])
+    assert "/proc/ravar_out cannot be created: /proc is not writable" in err
+    for cmd in (["prepare", "--videos", "v", "--annotations", "a"], ["convert", "--data-root", "d"]):
+        assert f"{f} is a file" in _parse_error(capsys, [*cmd, "--out", str(f)])
+
+
+def test_mistaken_flag_rewrites_nothing(tmp_path):
+    """`--methods ,` through the tool script: exit 2, one line, leaderboard.md and results.csv untouched."""
+    out = tmp_path / "run"
+    out.mkdir()
+    files = {n: (out / n) for n in ("leaderboard.md", "results.csv")}
+    for p in files.values():
+        p.write_text("earlier\n")
+    for flags in (["--methods", ","], ["--methods", "chance", "--epochs", "0"], ["--methods", "chance", "--seeds", "1,1"]):
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_bench.py"), *flags, "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert all(p.read_text() == "earlier\n" for p in files.values())
+        assert sorted(x.name for x in out.iterdir()) == sorted(files)

@@ -54,3 +54,33 @@ def test_disk_full_on_checkpoint_write(battery):
 
 def test_two_runs_into_one_folder(battery):
     _no_loss(battery.two_runs_one_folder())
+
+
+# ---------------------------------------------------------------- the second battery (issue 26)
+def test_detection_scores_outside_0_1(battery):
+    _no_loss(battery.detections_bad_score())
+
+
+def test_clip_before_the_movies_first_frame_names_key_frames_and_flag(battery):
+    _no_loss(battery.clip_before_first_frame())
+
+
+def test_several_boxes_or_sentences_counted_under_the_leaderboard(battery):
+    _no_loss(battery.several_boxes_and_sentences())
+
+
+def test_frame_of_another_size_is_not_stretched(battery):
+    _no_loss(battery.frame_of_another_size())
+
+
+def test_damaged_results_csv_rebuilt_or_one_line(battery):
+    """A results.csv cut mid-row (or disagreeing with its JSON) gives the leaderboard of the intact files."""
+    _no_loss(battery.damaged_results_csv())
+
+
+def test_mistaken_flags_one_line_before_any_work(battery):
+    _no_loss(battery.mistaken_flags())
+
+
+def test_real_data_tools_end_bad_input_in_one_line(battery):
+    _no_loss(battery.real_data_tools())

@@ -11,8 +11,8 @@ from ..errors import DataError, UsageError
 from .ava import NUM_CLASSES
 from .coco import COCO_ID
 from .detections import MAKER_TOOL, detections_path
-from .frames import FrameLayout, normalise, read_frame, resize_uint8, sample_indices
-from .refava import Instance
+from .frames import ClipWindowError, FrameLayout, normalise, read_frame, resize_uint8, sample_indices
+from .refava import Instance, annotation_path, jsonl_path
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,19 @@ DATA_KEYS = ("pattern", "fps", "start_second", "index_offset", "window", "num_fr
              "keyframe_size", "mean", "std", "num_dets", "detections_order", "cache_decoded")
 
 
+def _same_size(paths: list[Path], frames: list[torch.Tensor]) -> None:
+    """One movie, one frame size: a frame of another size than most of its clip is a stray file (another
+    movie's, a re-extraction at another --short-side) that resizing would stretch in silently. Raised as a
+    frame error, so --skip-missing-frames counts and skips the instance like an undecodable frame."""
+    sizes = [tuple(f.shape[-2:]) for f in frames]
+    common = max(set(sizes), key=sizes.count)
+    odd = next((k for k, hw in enumerate(sizes) if hw != common), None)
+    if odd is not None:
+        (h, w), (ch, cw) = sizes[odd], common
+        raise FrameUnreadable(f"frame of another size: {paths[odd]} is {w}x{h} but the other frames of its clip "
+                              f"are {cw}x{ch}")
+
+
 class ClipDataset(torch.utils.data.Dataset):
     """Samples for ``instances`` from ``root`` (frames/, detections) under the ``data`` config section.
 
@@ -79,7 +92,7 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, instances: list[Instance], root: str | Path, data: dict, needs, detections: dict | None = None,
                  skip_missing_frames: bool = False, cache: dict | None = None, skip_missing_detections: bool = False,
-                 frame_status: dict | None = None, split: str = "?"):
+                 frame_status: dict | None = None, split: str = "?", skip_invalid: bool = False):
         self.root = Path(root)
         self.frames_dir = self.root / "frames"
         lay = {k: data[k] for k in ("pattern", "fps", "start_second", "index_offset", "window") if k in data}
@@ -103,12 +116,58 @@ class ClipDataset(torch.utils.data.Dataset):
         self.skip_bad_frames = skip_missing_frames
         self.split = split
         self._status = frame_status if frame_status is not None else {}
+        # (key, reason) of rows whose clip lies (partly) before the movie's first frame, skipped with skip_invalid
+        self.window_invalid: list[tuple[str, str]] = []
+        instances = self._check_windows(instances, skip_invalid)
         self.instances = self._check_frames(instances, skip_missing_frames)
         self.detections_missing = self._check_detections(skip_missing_detections) if detections is not None else []
 
     def _frame_indices(self, inst: Instance) -> list[int]:
         return sample_indices(self.layout.key_index(inst.timestamp), self.T, self.stride, self.layout.window,
                               first_index=self.layout.index_offset)
+
+    def _annotation_file(self) -> str:
+        jl = jsonl_path(self.root, self.split)
+        if jl.is_file() and not annotation_path(self.root, self.split, "keyframe").is_file():
+            return str(jl)
+        return f"{self.root / 'annotations'}/{self.split}_set_*_crr_final.pkl"
+
+    def _window_problem(self, inst: Instance) -> str | None:
+        """Why the frames this method reads for ``inst`` cannot lie in the movie, or None. Checked per row before
+        the frames, so a timestamp before the movie's start is named as the row it is, not as a frame to extract."""
+        first, key = self.layout.index_offset, self.layout.key_index(inst.timestamp)
+        try:
+            # a key frame before the movie is a bad row for every method (also those reading no frames), so
+            # that all of them score the same instances; a clip cut at the start only for those reading video
+            if key < first:
+                raise ClipWindowError(f"key frame {key} lies before the movie's first frame {first}", first, key, 1)
+            if "video" in self.needs:
+                self._frame_indices(inst)
+        except ClipWindowError as e:
+            fix = "pass --skip-invalid to count and skip it"
+            if e.last >= e.first:  # part of the window is in the movie: a shorter clip would fit
+                fix += f" (or lower data.frame_stride so the clip fits frames {e.first}..{e.last})"
+            return (f"{self._annotation_file()}, key {inst.key!r}: field 'timestamp' {inst.timestamp} puts the "
+                    f"clip before the movie's start (second {self.layout.start_second}): {e}"
+                    .replace("; lower data.frame_stride", "") + f"; {fix}")
+        return None
+
+    def _check_windows(self, instances, skip):
+        ok, seen = [], {}
+        for inst in instances:
+            if inst.clip_key not in seen:
+                seen[inst.clip_key] = self._window_problem(inst)
+            why = seen[inst.clip_key]
+            if why is None:
+                ok.append(inst)
+            elif skip:
+                self.window_invalid.append((inst.key, why))
+            else:
+                raise DataError(why)
+        if self.window_invalid:
+            log.warning("%s: skipped %d rows whose clip lies before the movie's first frame (first: %s)", self.split,
+                        len(self.window_invalid), self.window_invalid[0][1])
+        return ok
 
     def _paths_needed(self, inst: Instance) -> list[Path]:
         idx = []
@@ -169,8 +228,11 @@ class ClipDataset(torch.utils.data.Dataset):
             return self._cache[ck]
         hw = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
         clip = torch.empty((self.T, 3, *hw), dtype=torch.uint8)
-        for k, i in enumerate(self._frame_indices(inst)):
-            clip[k] = resize_uint8(read_frame(self.layout.path(self.frames_dir, inst.video_id, i)), self.size)
+        paths = [self.layout.path(self.frames_dir, inst.video_id, i) for i in self._frame_indices(inst)]
+        frames = [read_frame(p) for p in paths]
+        _same_size(paths, frames)
+        for k, frame in enumerate(frames):
+            clip[k] = resize_uint8(frame, self.size)
         if self.cache_decoded:
             self._cache[ck] = clip
         return clip

@@ -68,4 +68,6 @@ def read_detections(root: str | Path, split: str) -> dict:
                 raise DetectionsError(f"{p}: key {key!r}: unknown COCO category {r[5]!r}")
             if not (0 <= r[0] <= r[2] <= 1 and 0 <= r[1] <= r[3] <= 1):
                 raise DetectionsError(f"{p}: key {key!r}: detection box outside [0, 1] or with x2<x1 / y2<y1: {r[:4]}")
+            if not 0 <= r[4] <= 1:  # a detector's confidence; 5 or -3 would reach the model as a feature
+                raise DetectionsError(f"{p}: key {key!r}: field 'score' is {r[4]}, outside [0, 1]")
     return dets

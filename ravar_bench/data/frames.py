@@ -28,6 +28,16 @@ class FrameLayout:
         return frames_dir / self.pattern.format(video_id=video_id, index=index)
 
 
+class ClipWindowError(ValueError):
+    """The clip of a key frame does not fit between the movie's first frame and the end of its window (a
+    timestamp before the movie's start, or a stride too long for a window cut at the start). ``first`` / ``last``:
+    the frames the window holds (``last < first`` when it lies wholly before the movie); ``wanted``: the span."""
+
+    def __init__(self, message: str, first: int, last: int, wanted: int):
+        super().__init__(message)
+        self.first, self.last, self.wanted = first, last, wanted
+
+
 def sample_indices(key_index: int, num_frames: int, stride: int, window: int, first_index: int = 1) -> list[int]:
     """T frame indices at ``stride`` centred on ``key_index`` (the key frame is index T//2), clamped to the window.
 
@@ -47,9 +57,12 @@ def sample_indices(key_index: int, num_frames: int, stride: int, window: int, fi
     if span > hi - lo + 1:
         # the window is cut at the movie's first frame: an error, not a clip reaching before the first frame
         # or past the window (frames there were never extracted, by tools/prepare_refava.py or the generator)
-        raise ValueError(f"{num_frames} frames at stride {stride} span {span} frames, but key frame {key_index} has "
-                         f"only frames {lo}..{hi} of its {window}-frame window (the movie starts at frame "
-                         f"{first_index}); lower data.frame_stride")
+        if hi < lo:  # the whole window lies before the movie: no stride helps
+            raise ClipWindowError(f"key frame {key_index} and its {window}-frame window {key_index - window // 2}.."
+                                  f"{hi} lie before the movie's first frame {first_index}", lo, hi, span)
+        raise ClipWindowError(f"{num_frames} frames at stride {stride} span {span} frames, but key frame {key_index} "
+                              f"has only frames {lo}..{hi} of its {window}-frame window (the movie starts at frame "
+                              f"{first_index}); lower data.frame_stride", lo, hi, span)
     idx = [key_index + (k - num_frames // 2) * stride for k in range(num_frames)]
     # shift (not clamp per frame) so the frames stay distinct when the window is cut at the movie's start
     if idx[0] < lo:

@@ -63,11 +63,17 @@ class LoadReport:
     loaded: int = 0
     missing: dict = dataclasses.field(default_factory=dict)  # kind -> keys absent from that file
     skipped: list = dataclasses.field(default_factory=list)  # (key, reason) of invalid rows skipped on request
+    # field ('box' / 'text') -> keys of loaded instances whose row held several values: the first is used, as the
+    # released loader does, and counted so the leaderboard's note says how many
+    several: dict = dataclasses.field(default_factory=lambda: {"box": [], "text": []})
 
     def summary(self) -> str:
         miss = ", ".join(f"{len(v)} keys missing from the {k} file" for k, v in self.missing.items() if v)
+        several = ", ".join(f"{len(v)} keys with several {f}es" if f == "box" else f"{len(v)} keys with several "
+                            f"sentences" for f, v in self.several.items() if v)
         return (f"{self.split}: {self.loaded} instances" + (f"; {miss}" if miss else "")
-                + (f"; {len(self.skipped)} invalid rows skipped" if self.skipped else ""))
+                + (f"; {len(self.skipped)} invalid rows skipped" if self.skipped else "")
+                + (f"; {several} (the first used)" if several else ""))
 
 
 def annotation_path(root: str | Path, split: str, kind: str) -> Path:
@@ -83,6 +89,15 @@ def parse_key(key: str, where: str) -> tuple[str, int, str]:
     except ValueError:
         raise AnnotationError(f"{where}: key {key!r}: timestamp {parts[1]!r} is not a number") from None
     return parts[0], t, parts[2]
+
+
+def count_of(value) -> int:
+    """How many boxes / sentences a row holds (1 for a bare box or string): more than one is counted, not an error."""
+    if isinstance(value, np.ndarray) and value.ndim == 2:
+        return len(value)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray, str, bytes)):
+        return len(value)
+    return 1
 
 
 def _first(value, where: str, field: str):
@@ -118,7 +133,9 @@ def validate_actions(value, where: str) -> tuple[int, ...]:
         raise AnnotationError(f"{where}: field 'actions' is empty; every instance needs at least one action id")
     out = []
     for v in vals:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or float(v) != int(v):
+        # finite first: int() of NaN / inf raises ValueError / OverflowError, a traceback instead of this message
+        if (isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating))
+                or not math.isfinite(float(v)) or float(v) != int(v)):
             raise AnnotationError(f"{where}: field 'actions' holds {v!r}, not an integer action id")
         if not 1 <= int(v) <= NUM_CLASSES:
             raise AnnotationError(f"{where}: field 'actions' holds unknown AVA action id {int(v)} (valid: 1..80)")
@@ -197,11 +214,18 @@ def load_split(root: str | Path, split: str, skip_invalid: bool = False) -> tupl
                 raise
             report.skipped.append((key, str(e)))
             continue
+        _note_several(report, key, dicts["keyframe"][key], dicts["description"][key])
         out.append(Instance(key, vid, t, pid, box, acts, text))
     report.loaded = len(out)
     if report.skipped:
         log.warning("%s: skipped %d invalid rows (first: %s)", split, len(report.skipped), report.skipped[0][1])
     return out, report
+
+
+def _note_several(report: LoadReport, key: str, box, text) -> None:
+    for field, value in (("box", box), ("text", text)):
+        if count_of(value) > 1:
+            report.several[field].append(key)
 
 
 def jsonl_path(root: str | Path, split: str) -> Path:
@@ -255,6 +279,7 @@ def load_jsonl(path: str | Path, split: str, skip_invalid: bool = False) -> tupl
                 report.skipped.append((key if isinstance(key, str) else f"line {lineno}", str(e)))
                 continue
             seen.add(key)
+            _note_several(report, key, row["box"], row["text"])
             out[key] = inst
     insts = [out[k] for k in sorted(out)]
     report.loaded = len(insts)

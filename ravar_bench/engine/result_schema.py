@@ -37,6 +37,8 @@ _FACTORS = [f"{k}_{g}" for g in ("colour_shared", "colour_distinct", "ref_appear
             for k in ("n", "mIoU", "mAP")]
 _ACT = [f"mAP_act_{t}" for t in ("static", "motion", "object", "interaction")]
 _SKIPS = ["skipped_invalid", "skipped_missing_key", "skipped_frames", "detections_missing"]
+# kept, not skipped: the first of several boxes / sentences of one key is used (as the released loader does)
+_SEVERAL = ["first_of_several_boxes", "first_of_several_texts"]
 
 COLUMNS: tuple[Column, ...] = tuple(
     _cols("id", "str", ["method", "family", "split"], True) + _cols("id", "int", ["seed"], True)
@@ -63,7 +65,7 @@ COLUMNS: tuple[Column, ...] = tuple(
     + _cols("run", "float", ["train_time_s", "eval_time_s", "train_clips_per_s"], True)
     + _cols("run", "int", ["params", "trainable_params"], True) + _cols("run", "str", ["precision"], True)
     + _cols("run", "str", ["text_path"])
-    + _cols("skip", "int", _SKIPS + [f"train_{k}" for k in _SKIPS], True)
+    + _cols("skip", "int", _SKIPS + _SEVERAL + [f"train_{k}" for k in _SKIPS + _SEVERAL], True)
     + _cols("significance", "float", [f"p_vs_best_{m}" for m in ("mIoU", "mAP", "AUROC")])
     + _cols("significance", "str", ["best_method"]) + _cols("significance", "int", ["p_n_boot"])
     + [Column(n, "bool" if n == "git_dirty" else "str", "provenance", True) for n in PROVENANCE_COLUMNS]

@@ -21,6 +21,7 @@ class SkipCounter:
         self.splits = tuple(dict.fromkeys(splits))
         self.frames = {s: {} for s in self.splits}  # split -> key -> reason
         self.dets = {s: 0 for s in self.splits}
+        self.window = {s: {} for s in self.splits}  # split -> key -> reason: clip window before the first frame
 
     def preflight(self, datasets: dict) -> None:
         """Counts what the datasets left out while checking frames and detections; an emptied split is an error."""
@@ -28,6 +29,8 @@ class SkipCounter:
             for key, reason in ds.skipped:
                 self.frames[split].setdefault(key, reason)
             self.dets[split] = len(getattr(ds, "detections_missing", ()))
+            for key, reason in getattr(ds, "window_invalid", ()):  # a row the clip layout cannot read: invalid
+                self.window[split].setdefault(key, reason)
             if len(ds) == 0:
                 n = len(self.source.splits[split])
                 raise DataError(f"split '{split}': none of its {n} instances is usable: every one has missing or "
@@ -47,8 +50,13 @@ class SkipCounter:
         rep = self.source.reports.get(split)
         skipped = {k for k, _ in rep.skipped} if rep is not None else set()
         absent = set().union(*rep.missing.values()) & skipped if rep is not None and rep.missing else set()
-        return {"skipped_invalid": len(skipped - absent), "skipped_missing_key": len(absent),
-                "skipped_frames": len(self.frames.get(split, {})), "detections_missing": self.dets.get(split, 0)}
+        several = rep.several if rep is not None else {}
+        return {"skipped_invalid": len(skipped - absent) + len(self.window.get(split, {})),
+                "skipped_missing_key": len(absent),
+                "skipped_frames": len(self.frames.get(split, {})), "detections_missing": self.dets.get(split, 0),
+                # kept, not skipped: the first of several boxes / sentences, as the released loader reads them
+                "first_of_several_boxes": len(several.get("box", ())),
+                "first_of_several_texts": len(several.get("text", ()))}
 
     def row(self, split: str) -> dict:
         own = self._split_counts(split)

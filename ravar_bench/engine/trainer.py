@@ -64,7 +64,8 @@ def make_loader(source, split: str, cfg, needs, shuffle: bool, generator=None, s
     instances = source.splits[split] if instances is None else instances
     ds = ClipDataset(instances, source.root, dict(cfg.data), needs, detections=dets,
                      skip_missing_frames=skip_missing_frames, cache=source.clip_cache,
-                     skip_missing_detections=source.skip_invalid, frame_status=source.frame_status, split=split)
+                     skip_missing_detections=source.skip_invalid, frame_status=source.frame_status, split=split,
+                     skip_invalid=source.skip_invalid)
     bs = cfg.train.batch_size if shuffle else cfg.eval.batch_size
     rank, world = D.rank_world()
     kw = dict(collate_fn=ds.collate, drop_last=False, **loader_kwargs(cfg.train))

@@ -8,8 +8,17 @@ import torch
 
 from ..data.ava import class_names
 from ..data.coco import COCO_ID
-from ..data.frames import normalise, resize_uint8, sample_indices
-from .video import frames_at_times
+from ..data.frames import ClipWindowError, normalise, resize_uint8, sample_indices
+from ..errors import DataError
+from .video import VideoUnreadable, frames_at_times
+
+
+class DemoInputMissing(DataError, FileNotFoundError):
+    pass
+
+
+class DemoInputError(DataError, ValueError):
+    """A --time the video or the clip layout cannot serve; one line through the CLI."""
 
 
 def load_trained(run_dir=None, method=None, seed: int = 0, checkpoint=None, config=None, device="cpu"):
@@ -25,7 +34,7 @@ def load_trained(run_dir=None, method=None, seed: int = 0, checkpoint=None, conf
         checkpoint, config = work / "model.pt", work / "config.py"
     for p, what in ((checkpoint, "trained weights"), (config, "run config")):
         if not Path(p).is_file():
-            raise FileNotFoundError(f"{what} not found at {p}; train first with tools/run_bench.py "
+            raise DemoInputMissing(f"{what} not found at {p}; train first with tools/run_bench.py "
                                     f"--methods {method or '<name>'} --out {run_dir or '<run-dir>'}")
     cfg = Config.fromfile(str(config))
     model = build_from_config(cfg)
@@ -40,17 +49,25 @@ def read_clip(video: str | Path, time: float | None, num_frames: int, stride: in
     import av
 
     if time is None:
-        with av.open(str(video)) as c:
-            s = c.streams.video[0]
-            dur = float(s.duration * s.time_base) if s.duration else float(c.duration or 0) / 1e6
+        try:
+            with av.open(str(video)) as c:
+                if not c.streams.video:
+                    raise VideoUnreadable(f"{video}: no video stream")
+                s = c.streams.video[0]
+                dur = float(s.duration * s.time_base) if s.duration else float(c.duration or 0) / 1e6
+        except av.error.FFmpegError as e:  # e.g. InvalidDataError: not a video at all
+            raise VideoUnreadable(f"{video}: cannot open video: {e}") from None
         time = dur / 2
     key = round(time * fps)
-    idx = sample_indices(key, num_frames, stride, window, first_index=0)
+    try:
+        idx = sample_indices(key, num_frames, stride, window, first_index=0)
+    except ClipWindowError as e:
+        raise DemoInputError(f"{video}: --time {time:.2f} s: {e}; choose a later --time") from None
     times = [i / fps for i in idx]
     got = dict(frames_at_times(video, times))
     miss = [t for t in times if got.get(t) is None]
     if miss:
-        raise ValueError(f"{video}: no frame near {miss[0]:.2f} s; choose --time inside the video")
+        raise DemoInputError(f"{video}: no frame near {miss[0]:.2f} s; choose --time inside the video")
     frames = [torch.from_numpy(np.array(got[t].convert("RGB"))).permute(2, 0, 1) for t in times]
     key_frame = frames[idx.index(key)] if key in idx else torch.from_numpy(
         np.array(dict(frames_at_times(video, [key / fps]))[key / fps].convert("RGB"))).permute(2, 0, 1)

@@ -14,8 +14,13 @@ import numpy as np
 from ..data.detections import write_detections
 from ..data.frames import FrameLayout
 from ..data.refava import load_split
+from ..errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointMissing(UsageError, FileNotFoundError):
+    """No DETR checkpoint folder where --checkpoint says: one line through the CLI."""
 
 
 def _clip01(b):
@@ -63,7 +68,7 @@ class DetrDetector:
 
         ck = Path(checkpoint)
         if not (ck / "config.json").is_file():
-            raise FileNotFoundError(f"no DETR checkpoint at {ck}: put a transformers folder there (config.json and "
+            raise CheckpointMissing(f"no DETR checkpoint at {ck}: put a transformers folder there (config.json and "
                                     f"model.safetensors of facebook/detr-resnet-50, saved with save_pretrained), "
                                     f"or use --detector hog")
         self.model = DetrForObjectDetection.from_pretrained(str(ck), local_files_only=True).eval().to(device)
@@ -102,6 +107,21 @@ class DetrDetector:
         return out if self.per_query else sorted(out, key=lambda r: -r[4])
 
 
+def _key_frame(path: Path, clip: str, split: str):
+    """The decoded key frame, or one line naming the file (missing, empty, not a JPEG, truncated, undecodable)."""
+    from ..data.dataset import jpeg_problem
+    from ..data.frames import read_frame
+
+    why = jpeg_problem(path)
+    try:
+        if why is None:
+            return read_frame(path)
+    except (FileNotFoundError, RuntimeError) as e:
+        why = f"does not decode ({' '.join(str(e).split()[-6:])})"
+    raise DataError(f"{path}: key frame of clip {clip!r} ({split} split) is {why}; extract the frames with "
+                    f"tools/prepare_refava.py before detecting")
+
+
 def make_detector(kind: str = "hog", checkpoint: str | Path | None = None, **kw):
     if kind == "detr":
         if checkpoint is None:
@@ -118,8 +138,6 @@ def precompute_detections(data_root: str | Path, split: str, detector: str = "ho
     """Run the detector on every key frame of ``split`` and write DIR/detections/{split}_detections.json."""
     from tqdm import tqdm
 
-    from ..data.frames import read_frame
-
     det = make_detector(detector, checkpoint, **kw)
     layout = FrameLayout(window=window)
     instances, rep = load_split(data_root, split, skip_invalid=True)
@@ -127,6 +145,6 @@ def precompute_detections(data_root: str | Path, split: str, detector: str = "ho
     frames_dir = Path(data_root) / "frames"
     out = {}
     for ck, inst in tqdm(sorted(clips.items()), desc=f"detect {split}", disable=not progress):
-        img = read_frame(layout.path(frames_dir, inst.video_id, layout.key_index(inst.timestamp)))
+        img = _key_frame(layout.path(frames_dir, inst.video_id, layout.key_index(inst.timestamp)), ck, split)
         out[ck] = det(img.permute(1, 2, 0).numpy())
     return write_detections(data_root, split, out, det.name)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError
+
 VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi")
 
 
-class VideoUnreadable(RuntimeError):
-    pass
+class VideoUnreadable(DataError, RuntimeError):
+    """A file PyAV cannot open or decode as a video; the message names it (one line through the CLI)."""
 
 
 def find_video(videos_dir: str | Path, video_id: str) -> Path | None:

@@ -5,13 +5,14 @@ paper's table shape; ``render_markdown`` / ``render_latex`` print it; ``write_su
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ..engine.result_schema import read_results_csv
+from ..engine.results import read_results_table
 from ..files.atomic import write_text_atomic
 from ..reference import COSTS_CSV, paper_results
 from ..registry import FAMILIES, SUITE_ORIGIN, TABLE2_FAMILIES
@@ -19,6 +20,8 @@ from ..scoring.stability import stability_section
 from ..suites import suite as get_suite
 from .diagnostic_tables import diagnostic_sections
 from .run_notes import headline_protocol, run_notes, select_rows
+
+log = logging.getLogger(__name__)
 
 METRICS = ("mIoU", "mAP", "AUROC")
 SPLITS = ("val", "test")
@@ -247,7 +250,10 @@ def write_suite(out_dir: str | Path, suite: str = "table2", command: str = "", p
     ``protocol`` None: the runs' own ``eval.average``. Rows of several config sets or data never share a table:
     ``config_set`` / ``data`` pick one (run_notes.select_rows)."""
     out_dir = Path(out_dir)
-    df = select_rows(read_results_csv(out_dir / "results.csv"), config_set, data)
+    df, rebuilt = read_results_table(out_dir)  # whole rows that agree with results/*.json, or rebuilt from them
+    if rebuilt:
+        log.warning(rebuilt)
+    df = select_rows(df, config_set, data)
     protocol = headline_protocol(df, protocol)
     spec = get_suite(suite)
     stem = "leaderboard" if suite == "table2" else suite

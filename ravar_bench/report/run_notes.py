@@ -19,6 +19,8 @@ SKIP_COLUMNS = {
     "skipped_frames": "instances skipped for missing or unreadable frames",
     "detections_missing": "instances without a detections-cache entry (read as no detections)",
     "no_detection_count": "key frames without a usable detection (whole-frame fallback)",
+    "first_of_several_boxes": "keys with several boxes (the first used, as the released loader does)",
+    "first_of_several_texts": "keys with several sentences (the first used, as the released loader does)",
 }
 
 

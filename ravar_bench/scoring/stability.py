@@ -18,7 +18,11 @@ import pandas as pd
 from scipy.stats import rankdata, spearmanr
 from tabulate import tabulate
 
+from ..errors import ResultsError
 from .metrics import evaluate
+
+# what rank_intervals reads of a predictions/*.npz (the trainer writes more)
+PREDICTION_KEYS = ("keys", "scores", "labels", "boxes", "gt_boxes")
 
 RANK_METRICS = ("mAP", "mIoU")
 # families ranked: the methods of the tables, not the chance control (its place is known: last)
@@ -86,8 +90,21 @@ def rank_intervals(preds: dict, n_boot: int = 500, seed: int = 0, level: float =
 
 
 def _load_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: (z[k].tolist() if k == "keys" else z[k]) for k in z.files}
+    """A predictions file, or one line naming it: no rank interval from a damaged file (there is no copy to
+    rebuild it from, as results.csv has in results/*.json)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: (z[k].tolist() if k == "keys" else z[k]) for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ResultsError(f"{path}: not a complete predictions file ({type(e).__name__}: {e}); re-run the "
+                           f"method with --force, or move the file away to rank without it") from None
+    missing = [k for k in PREDICTION_KEYS if k not in out]
+    if missing:
+        raise ResultsError(f"{path}: predictions file lacks '{missing[0]}' (holds {', '.join(out) or 'nothing'}); "
+                           f"re-run the method with --force, or move the file away to rank without it")
+    return out
 
 
 def ranked_methods(df: pd.DataFrame, methods=None) -> list[str]:

@@ -398,6 +398,8 @@ class Battery:
         "an empty reference": ("description", ["  "], ["'text' is empty"]),
         "a 10,000-character reference": ("description", ["a" * 10000], ["'text'", "10,000 characters"]),
         "non-UTF-8 reference bytes": ("description", [b"the man in \xff\xfe red"], ["'text'", "not valid UTF-8"]),
+        "a NaN action id": ("label", [12, float("nan")], ["'actions'", "holds nan", "not an integer action id"]),
+        "an inf action id": ("label", [float("inf")], ["'actions'", "holds inf", "not an integer action id"]),
     }
 
     def bad_row(self, name: str) -> Case:
@@ -505,6 +507,245 @@ class Battery:
         msg = _msg_has(lambda: src.detections("val"), str(p), repr(key))
         return Case("detections cache: a malformed entry", f"error: {_short(msg.replace(str(root), '<root>'), 110)}")
 
+    def detections_bad_score(self) -> list[Case]:
+        """Scores of 5 and -3 in the cache: an error naming file, key and field before they reach a model."""
+        from ..data.detections import detections_path
+        from ..engine.data_source import open_source
+
+        cases = []
+        for score in (5.0, -3.0):
+            root = self.copy_data(f"dets_score_{score:+.0f}")
+            p = detections_path(root, "val")
+            obj = json.loads(p.read_text())
+            key = sorted(obj["detections"])[0]
+            obj["detections"][key] = [[0.1, 0.2, 0.3, 0.4, score, "person"]]
+            p.write_text(json.dumps(obj))
+            src = open_source("refava", str(root), progress=False)
+            msg = _msg_has(lambda: src.detections("val"), str(p), repr(key), "'score'", "outside [0, 1]")
+            cases.append(Case(f"detections cache: score {score:g}", f"error: {_short(msg.replace(str(root), '<root>'), 110)}"))
+        return cases
+
+    # ------------------------------------------------------------------ issue 26: values, windows, files, flags
+    def _rename_key(self, root: Path, split: str, old: str, new: str) -> None:
+        for kind in ("keyframe", "label", "description"):
+            self._edit(root, split, kind, lambda d: d.__setitem__(new, d.pop(old)))
+
+    def clip_before_first_frame(self) -> Case:
+        """A key at t = 880 (the movie starts at 900): an error naming the key, the frames and --skip-invalid
+        before training (not "lower data.frame_stride"); --skip-invalid skips and counts it."""
+        from ..data.refava import annotation_path
+
+        root = self.copy_data("clip_880")
+        key = sorted(pickle.loads(annotation_path(root, "val", "label").read_bytes()))[0]
+        vid, _, pid = key.rsplit("___", 2)
+        new = f"{vid}___880___{pid}"
+        self._rename_key(root, "val", key, new)
+        out = self.work / "out_clip_880"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance"], out, data_root=root, skip_invalid=True))  # a finished result beside it
+        before = self.rows(out)
+        # a key frame before the movie is a bad row for every method, also one that reads no frames
+        assert before["chance__val__seed0.json"]["skipped_invalid"] == 1, before
+        msg = _msg_has(lambda: self.run(["x3d"], out, data_root=root), "val_set_", repr(new), "'timestamp' 880",
+                       "before the movie's first frame 1", "--skip-invalid")
+        assert "lower data.frame_stride" not in msg, msg
+        assert not (out / "runs/x3d/seed0/last.pt").exists(), "training started before the window check"
+        _finished(self.run(["x3d"], out, data_root=root, skip_invalid=True))
+        row = self.rows(out)["x3d__val__seed0.json"]
+        assert row["skipped_invalid"] == 1 and row["skipped_instances"] == 1, row
+        assert "invalid annotation rows skipped" in (out / "leaderboard.md").read_text()
+        return Case("a clip before the movie's first frame", f"error before training: "
+                    f"{_short(msg.replace(str(root), '<root>'), 90)}; with --skip-invalid: 1 counted skip",
+                    self.lost(before, self.rows(out)))
+
+    def several_boxes_and_sentences(self) -> Case:
+        """Two boxes for one key, two sentences for another: the first used (as the released loader does),
+        each counted in the split's row and under the leaderboard."""
+        from ..data.refava import annotation_path
+
+        root = self.copy_data("several")
+        keys = sorted(pickle.loads(annotation_path(root, "val", "label").read_bytes()))
+        self._edit(root, "val", "keyframe", lambda d: d.__setitem__(keys[0], [d[keys[0]][0], [0.1, 0.1, 0.2, 0.2]]))
+        self._edit(root, "val", "description", lambda d: d.__setitem__(keys[1], [d[keys[1]][0], "another sentence"]))
+        out = self.work / "out_several"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance"], out, data_root=root))
+        row = self.rows(out)["chance__val__seed0.json"]
+        assert row["first_of_several_boxes"] == 1 and row["first_of_several_texts"] == 1, row
+        assert row["skipped_instances"] == 0, row
+        note = (out / "leaderboard.md").read_text()
+        assert "1 keys with several boxes" in note and "1 keys with several sentences" in note
+        return Case("several boxes / sentences for a key", "the first used; 1 + 1 counted in the val row and "
+                    "under the leaderboard")
+
+    def frame_of_another_size(self) -> list[Case]:
+        """A clip frame (not the key frame) of another size than its neighbours: an error naming it when met,
+        or with --skip-missing-frames a counted skip; never stretched in silently."""
+        from PIL import Image
+
+        from ..data.frames import FrameLayout, sample_indices
+
+        root = self.copy_data("frame_size")
+        inst, key_path = self._frames_of(root, "val")[0]
+        lay = FrameLayout()
+        idx = sample_indices(lay.key_index(inst.timestamp), 8, 4, lay.window, first_index=lay.index_offset)
+        path = lay.path(root / "frames", inst.video_id, next(i for i in idx if i != lay.key_index(inst.timestamp)))
+        with Image.open(key_path) as im:
+            w, h = im.size
+            im.convert("RGB").resize((w // 2, h // 2)).save(path, quality=90)
+        out = self.work / "out_frame_size"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance"], out, data_root=root))
+        before = self.rows(out)
+        opts = {**fast_options(), "data.num_frames": 8, "data.frame_stride": 4}
+        msg = _msg_has(lambda: self.run(["x3d"], out, data_root=root, cfg_options=opts), "frame of another size",
+                       str(path), inst.key)
+        _finished(self.run(["x3d"], out, data_root=root, cfg_options=opts, skip_missing_frames=True))
+        row = self.rows(out)["x3d__val__seed0.json"]
+        people = sum(i.clip_key == inst.clip_key for i in __import__("ravar_bench.data.refava", fromlist=["x"])
+                     .load_split(root, "val")[0])
+        assert row["skipped_frames"] == people, (row["skipped_frames"], people)
+        return [Case("a frame of another size", f"error when met: {_short(msg.replace(str(root), '<root>'), 100)}; "
+                     f"with --skip-missing-frames: {people} counted", self.lost(before, self.rows(out)))]
+
+    def _leaderboard_cli(self, d: Path) -> tuple[int, str]:
+        import contextlib
+        import io
+
+        from ..cli import main
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["leaderboard", str(d)])
+        return rc, err.getvalue()
+
+    def damaged_results_csv(self) -> list[Case]:
+        """results.csv cut mid-row / disagreeing with its JSON: rebuilt from results/*.json (one line), the
+        leaderboard equal to the intact one; with no JSON to rebuild from: one line naming file and line, exit 2."""
+        out = self.work / "out_results_csv"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance", "x3d"], out))
+        before = self.rows(out)
+        csv_path, md = out / "results.csv", out / "leaderboard.md"
+        rc, _ = self._leaderboard_cli(out)
+        assert rc == 0
+        intact_csv, intact_md = csv_path.read_bytes(), md.read_text()
+        cases = []
+        text = intact_csv.decode()
+        last = text.rstrip("\n").splitlines()[-1]
+        for name, broken in (("results.csv cut mid-row", text.rstrip("\n")[: len(text.rstrip("\n")) - len(last) // 2]),
+                             ("results.csv disagreeing with its JSON", _change_map(text))):
+            csv_path.write_text(broken)
+            rc, err = self._leaderboard_cli(out)
+            assert rc == 0 and err.count("\n") == 1 and "rebuilt from the" in err, (rc, err)
+            assert md.read_text() == intact_md, "the leaderboard from the rebuilt results.csv differs"
+            assert csv_path.read_bytes() == intact_csv
+            cases.append(Case(name, "rebuilt from results/*.json, said in one line; leaderboard equal to the "
+                              "intact one", self.lost(before, self.rows(out))))
+        pred = out / "predictions" / "x3d__test__seed0.npz"
+        pred.write_bytes(pred.read_bytes()[:100])  # cut, as a full disk leaves a file another program wrote
+        rc, err = self._leaderboard_cli(out)
+        assert rc == 2 and err.count("\n") == 1 and str(pred) in err and "not a complete predictions file" in err, err
+        assert md.read_text() == intact_md, "leaderboard.md rewritten from a damaged predictions file"
+        cases.append(Case("a predictions file cut short", "exit 2, one line naming it; leaderboard.md kept",
+                          self.lost(before, self.rows(out))))
+        bare = self.work / "out_results_csv_bare"
+        shutil.rmtree(bare, ignore_errors=True)
+        bare.mkdir()
+        (bare / "results.csv").write_text(text.rstrip("\n")[: len(text.rstrip("\n")) - len(last) // 2])
+        rc, err = self._leaderboard_cli(bare)
+        n = len(text.rstrip("\n").splitlines())
+        assert rc == 2 and err.count("\n") == 1 and f"results.csv, line {n}" in err and "no results/*.json" in err, err
+        assert not (bare / "leaderboard.md").exists()
+        cases.append(Case("results.csv cut, no JSON to rebuild", f"exit 2, one line: "
+                          f"{_short(err.strip().replace(str(bare), '<dir>'), 100)}"))
+        return cases
+
+    FLAG_CASES = {
+        # name: (flags, words of the one line)
+        "--epochs 0": (["--epochs", "0"], ["--epochs", "expected an integer >= 1"]),
+        "--epochs -3": (["--epochs", "-3"], ["--epochs", "got -3"]),
+        "--seeds -1": (["--seeds", "-1"], ["--seeds", "must be >= 0"]),
+        "--seeds 0,0": (["--seeds", "0,0"], ["--seeds", "given more than once"]),
+        "--methods ''": (["--methods", ""], ["--methods", "names no method"]),
+        "--methods ,": (["--methods", ","], ["--methods", "names no method"]),
+        "--out naming a file": (["--out", "{file}"], ["is a file, not a folder"]),
+        "--out an unwritable folder": (["--out", "/proc/ravar_out"], ["cannot be created", "not writable"]),
+    }
+
+    def mistaken_flags(self) -> list[Case]:
+        """Each mistaken flag through tools/run_bench.py: exit 2, one line, before any work; a finished run's
+        results.csv, leaderboard.md and result JSONs unchanged."""
+        out = self.work / "out_flags"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance"], out))
+        before = self.rows(out)
+        a_file = self.work / "a_file.txt"
+        a_file.write_text("not a folder")
+        kept = {n: (out / n).read_bytes() for n in ("results.csv", "leaderboard.md")}
+        cases = []
+        for name, (flags, words) in self.FLAG_CASES.items():
+            flags = [f.replace("{file}", str(a_file)) for f in flags]
+            argv = ["--methods", "chance", "--out", str(out), *flags]  # argparse: the last of a repeated flag wins
+            r = subprocess.run([sys.executable, str(REPO_ROOT / "tools/run_bench.py"), *argv, "--no-progress"],
+                               env=self._env(None, None), capture_output=True, text=True, timeout=300)
+            assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (name, r.stderr)
+            assert all(w in r.stderr for w in words), (name, r.stderr)
+            assert all((out / n).read_bytes() == v for n, v in kept.items()), f"{name}: a file was rewritten"
+            cases.append(Case(name, f"exit 2, one line: {_short(r.stderr.strip().split('error: ', 1)[-1], 90)}",
+                              self.lost(before, self.rows(out))))
+        return cases
+
+    def real_data_tools(self) -> list[Case]:
+        """demo on a file that is not a video, detect on a missing / non-JPEG key frame: exit 2, one line naming
+        the file; convert with a NaN action id: the row rejected with its reason in the report."""
+        import contextlib
+        import io
+
+        from ..cli import main
+        from ..data.refava import annotation_path
+
+        def cli(argv):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                rc = main(argv)
+            return rc, err.getvalue()
+
+        cases = []
+        not_video = self.work / "notes.mp4"
+        not_video.write_bytes(b"this is a text file, not a movie\n" * 20)
+        out = self.work / "out_demo"
+        shutil.rmtree(out, ignore_errors=True)
+        _finished(self.run(["chance"], out))
+        rc, err = cli(["demo", "--video", str(not_video), "--text", "the man", "--run-dir", str(out),
+                       "--method", "chance", "--out", str(self.work / "demo.png")])
+        assert rc == 2 and err.count("\n") == 1 and str(not_video) in err and "cannot open video" in err, (rc, err)
+        cases.append(Case("demo --video on a non-video file", f"exit 2, one line: {_short(err.strip().split('error: ', 1)[-1].replace(str(self.work), '<work>'), 90)}"))
+
+        for kind in ("missing", "not a JPEG"):
+            root = self.copy_data(f"detect_{kind.split()[-1]}")
+            _, path = self._frames_of(root, "val")[0]
+            path.unlink() if kind == "missing" else path.write_bytes(b"GIF89a not a jpeg")
+            cache = (root / "detections" / "val_detections.json").read_bytes()
+            rc, err = cli(["detect", "--data-root", str(root), "--split", "val", "--detector", "hog", "--no-progress"])
+            assert rc == 2 and err.count("\n") == 1 and str(path) in err and kind in err, (rc, err)
+            assert (root / "detections" / "val_detections.json").read_bytes() == cache, "the cache was rewritten"
+            cases.append(Case(f"detect on a {kind} key frame", "exit 2, one line: "
+                              + _short(err.strip().split("error: ", 1)[-1].replace(str(root), "<root>"), 90)))
+
+        root = self.work / "data" / "convert_nan"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(self.root / "annotations", root / "annotations")
+        key = sorted(pickle.loads(annotation_path(root, "val", "label").read_bytes()))[0]
+        self._edit(root, "val", "label", lambda d: d.__setitem__(key, [float("nan")]))
+        conv = self.work / "out_convert"
+        shutil.rmtree(conv, ignore_errors=True)
+        rc, err = cli(["convert", "--data-root", str(root), "--out", str(conv)])
+        rep = json.loads((conv / "report.json").read_text())["splits"]["val"]["rejected"]
+        assert rc == 0 and [x["key"] for x in rep] == [key] and "'actions' holds nan" in rep[0]["reason"], (rc, err, rep)
+        cases.append(Case("convert with a NaN action id", "the row rejected, its reason in report.json / report.md"))
+        return cases
+
     def cli_one_line(self) -> Case:
         """A data error through the command line: one line on stderr, exit code 2, no traceback."""
         root = self.work / "data" / "cli_bad_box"
@@ -528,6 +769,9 @@ class Battery:
         cases += [self.bad_row(n) for n in self.ROW_CASES]
         cases += [self.bad_rows_counted(), self.empty_split(), *self.bad_files(), self.detections_missing_key(),
                   self.detections_malformed(), self.disk_full(), *self.two_runs_one_folder()]
+        cases += [*self.detections_bad_score(), self.clip_before_first_frame(), self.several_boxes_and_sentences(),
+                  *self.frame_of_another_size(), *self.damaged_results_csv(), *self.mistaken_flags(),
+                  *self.real_data_tools()]
         return cases
 
 
@@ -537,3 +781,22 @@ def _close(a, b, tol) -> bool:
     if a != a and b != b:  # both NaN
         return True
     return abs(a - b) <= tol
+
+
+def _finished(res: dict) -> dict:
+    """A run_benchmark result that must have no failed method (a setup run of a case, or its skip run)."""
+    assert not res["failures"], res["failures"]
+    return res
+
+
+def _change_map(csv_text: str) -> str:
+    """results.csv with one row's mAP replaced (41.15 -> 4.00, the reported case): every field still parses."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    col = rows[0].index("mAP")
+    rows[1][col] = "4.0000" if rows[1][col] != "4.0000" else "5.0000"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
