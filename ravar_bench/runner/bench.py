@@ -78,6 +78,8 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
                 enc_key = repr(sorted(dict(cfg.text_encoder).items()))
                 if enc_key not in caches:
                     caches[enc_key] = TextFeatureCache(dict(cfg.text_encoder), cache_dir=out_dir / "cache")
+            except RavarError:  # a bad setting or a missing file the user must fix: one line, not a logged traceback
+                raise
             except Exception as e:  # a config or encoder problem of one method must not stop the others
                 log.exception("%s: could not load its config", name)
                 failures[name] = f"{type(e).__name__}: {e}"
