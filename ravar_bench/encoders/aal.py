@@ -20,5 +20,6 @@ def build_mmaction_backbone(cfg: dict, pretrained: str | None, what: str, meta_s
         backbone = MODELS.build(cfg)
     mmengine_init_weights(backbone)
     if pretrained:
-        load_into(backbone, pretrained, what=what, ignore_prefixes=MMACTION_NON_BACKBONE)
+        load_into(backbone, pretrained, what=what, ignore_prefixes=MMACTION_NON_BACKBONE,
+                  expect=f"an mmaction2 {what} whose backbone.* is this config's backbone (docs/model_zoo.md)")
     return backbone

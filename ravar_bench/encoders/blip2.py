@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ..method import FrozenStaysEval
-from .checkpoint import read_state_dict
+from .checkpoint import CheckpointError, check_complete, read_state_dict, record_load, sniff_layout
 from .frozen_cache import FrozenFeatureCache
 
 log = logging.getLogger(__name__)
@@ -120,27 +120,52 @@ class Blip2VideoEncoder(FrozenStaysEval):
             self.vision_model.eval()
 
     # ------------------------------------------------------------------ weights
+    def text_layers_not_in_checkpoints(self) -> list[str]:
+        """The Q-Former's text feed-forward layers (``use_qformer_text_input``: ``encoder.layer.N.intermediate`` /
+        ``output``): BLIP-2's OPT / T5 checkpoints (and transformers' Blip2Model folders) do not hold them (only
+        the query side, ``intermediate_query`` / ``output_query``), so they start from their initialisation
+        (BERT-style N(0, initializer_range), as transformers builds them)."""
+        return [k for k in self.state_dict() if k.startswith("qformer.encoder.layer.")
+                and k.split(".")[4] in ("intermediate", "output")]
+
     def load_pretrained(self, path: str) -> dict:
-        """Load vision_model.* / query_tokens / qformer.* from a local Blip2 folder or state-dict file."""
-        own = {}
-        for f in _resolve_pretrained(path):
-            for k, v in read_state_dict(f, what="BLIP-2 checkpoint").items():
+        """Load vision_model.* / query_tokens / qformer.* from a local Blip2 folder or state-dict file; every tensor
+        gets a value (except the Q-Former text layers no BLIP-2 checkpoint has, which are logged) or it is an error."""
+        own, layouts, files, per_file = {}, [], _resolve_pretrained(path), {}
+        for f in files:
+            sd = read_state_dict(f, what="BLIP-2 checkpoint")
+            layouts.append(sniff_layout(sd))
+            for k, v in sd.items():
                 k = _strip(k)
                 if k.startswith(_OWN_PREFIXES):
                     own[k] = v
-        if not own:
-            raise KeyError(f"BLIP-2 pretrained={path}: no vision_model./qformer./query_tokens keys found (LAVIS "
-                           f"checkpoints use other names: convert them with transformers' BLIP-2 conversion script)")
-        try:
-            res = self.load_state_dict(own, strict=False)
-        except RuntimeError as e:  # size mismatches: the checkpoint is of another architecture than the config
-            raise ValueError(f"BLIP-2 pretrained={path}: the checkpoint does not fit model.blip2.vision / qformer / "
-                             f"num_query_tokens of the config: {e}") from None
+                    per_file[f] = per_file.get(f, 0) + 1
+        layout = layouts[0]
+        if "LAVIS" in layout:
+            raise CheckpointError(
+                f"BLIP-2 pretrained={path}: this is a LAVIS BLIP-2 file (visual_encoder.*, ln_vision.*, Qformer.bert.*); "
+                f"{len(own)} of its keys have the suite's names. Point model.blip2.pretrained at a folder written by "
+                f"transformers' Blip2Model.save_pretrained (e.g. of Salesforce/blip2-opt-2.7b)")
+        mine = self.state_dict()
+        module_keys = list(mine)
+        bad = [(k, tuple(v.shape), tuple(mine[k].shape)) for k, v in own.items()
+               if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+        if bad:  # the checkpoint is of another architecture than the config
+            raise CheckpointError(f"BLIP-2 pretrained={path}: the checkpoint does not fit model.blip2.vision / qformer "
+                                  f"/ num_query_tokens of the config: {len(bad)} tensors of other shapes "
+                                  f"(key, file, model) {bad[:3]}")
+        text_only = self.text_layers_not_in_checkpoints()
+        replaced = [k for k in text_only if k not in own]
+        check_complete(module_keys, own, path, "BLIP-2 pretrained=", layout, replaced=replaced,
+                       expect="a folder written by transformers' Blip2Model.save_pretrained (docs/model_zoo.md)")
+        res = self.load_state_dict(own, strict=False)
         report = {"missing": list(res.missing_keys), "unexpected": list(res.unexpected_keys)}
-        if report["missing"] or report["unexpected"]:
-            log.warning("BLIP-2 checkpoint %s: %d missing keys %s, %d unexpected keys %s", path,
-                        len(report["missing"]), report["missing"][:5], len(report["unexpected"]),
-                        report["unexpected"][:5])
+        if replaced:
+            log.warning("BLIP-2 checkpoint %s: the Q-Former's %d text feed-forward tensors (encoder.layer.N."
+                        "intermediate / output; text_path='qformer') are not in BLIP-2 OPT / T5 checkpoints: they start "
+                        "from transformers' BERT-style initialisation and are trained", path, len(replaced))
+        for f in files:  # per shard: the tensors it set, of the module's total
+            record_load(self, f, layout, per_file.get(f, 0), len(module_keys))
         return report
 
     # ------------------------------------------------------------------ forward
