@@ -21,5 +21,5 @@ def build_mmaction_backbone(cfg: dict, pretrained: str | None, what: str, meta_s
     mmengine_init_weights(backbone)
     if pretrained:
         load_into(backbone, pretrained, what=what, ignore_prefixes=MMACTION_NON_BACKBONE,
-                  expect=f"an mmaction2 {what} whose backbone.* is this config's backbone (docs/model_zoo.md)")
+                  expect="the mmaction2 recognizer checkpoint of this backbone (docs/model_zoo.md)")
     return backbone

@@ -61,11 +61,15 @@ def is_torchscript(path: str | Path) -> bool:
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
 
 
+# scalars OpenAI's archives keep among the weights (open_clip's load_openai_model drops them too)
+_OPENAI_ATTRS = ("input_resolution", "context_length", "vocab_size")
+
+
 def _read_torchscript(p: Path) -> dict:
     # as open_clip's load_openai_model: jit.load on the CPU, then its state dict; OpenAI's archives also keep
     # plain attributes (input_resolution, context_length, vocab_size) that are not weights
     module = torch.jit.load(str(p), map_location="cpu")
-    return {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)}
+    return {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor) and k not in _OPENAI_ATTRS}
 
 
 def read_state_dict(path: str | Path, what: str = "checkpoint", container_keys=("state_dict", "model", "module",
