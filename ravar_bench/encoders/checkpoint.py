@@ -28,6 +28,10 @@ class CheckpointError(UsageError):
     """A weights file that does not fit the model built from the config (wrong model, layout or missing file)."""
 
 
+class CheckpointMissingError(CheckpointError, FileNotFoundError):
+    """A configured weights file or folder that is not there (also a FileNotFoundError)."""
+
+
 class CheckpointShapeError(CheckpointError, RuntimeError):
     """A checkpoint tensor's shape differs from the model's (also a RuntimeError, as torch's own load error)."""
 
@@ -78,9 +82,9 @@ def read_state_dict(path: str | Path, what: str = "checkpoint", container_keys=(
     unwrapped from its container (``state_dict``: mmengine, ``model``: LAVIS / DETR, ``model_state``: Hiera)."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise CheckpointError(
+        raise CheckpointMissingError(
             f"{what}: no local file at {p}. Nothing is downloaded at run time: download the checkpoint yourself "
-            f"and set its path in the config (see docs/model_zoo.md)")
+            f"and set its path in the config (model.pretrained=/path/to/file, or the key docs/model_zoo.md names)")
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
