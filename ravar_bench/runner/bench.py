@@ -22,6 +22,7 @@ from ..report.post_run import add_significance, per_class_plot, qualitative_pane
 from ..suites import suite as get_suite
 from ..suites import suite_methods
 from .lock import RunLock
+from .preflight import check_local_files
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
         main = D.is_main()
         progress = progress and main
         t_start = time.time()
+
+        def opts_for(name: str) -> dict:
+            opts = {**spec.get("cfg_options", {}), **(cfg_options or {})}
+            if epochs is not None:
+                opts["train.epochs"] = epochs
+            return opts
+
+        check_local_files(methods, config_set, opts_for)  # every method's files, before any data or training
         if not main:  # rank 0 generates the embedded data once; the others wait for it
             D.barrier()
         source = open_source(data, data_root, synth, skip_invalid=skip_invalid, progress=progress)
@@ -57,9 +66,7 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
         caches: dict = {}
         failures, timings = {}, {}
         for name in methods:
-            opts = {**spec.get("cfg_options", {}), **(cfg_options or {})}
-            if epochs is not None:
-                opts["train.epochs"] = epochs
+            opts = opts_for(name)
             t0 = time.time()
             try:
                 cfg = load_config(name, config_set, opts)
