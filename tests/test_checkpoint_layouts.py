@@ -53,7 +53,8 @@ def test_openai_torchscript_clip_loads_value_by_value(tmp_path):
     want = {k: v for k, v in ref.state_dict().items()
             if k not in ("input_resolution", "context_length", "vocab_size")}
     _assert_values(tower, want)
-    rec = loaded_weights(model)
+    rec = model.loaded_weights  # what the result row records
+    assert rec == loaded_weights(model.method)
     assert len(rec) == 1 and rec[0]["sha256"] == sha256(path) and rec[0]["set"] == rec[0]["total"] == len(want)
     assert "OpenAI TorchScript CLIP" in rec[0]["layout"]
 
