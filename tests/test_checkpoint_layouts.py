@@ -113,3 +113,34 @@ def test_imagenet_resnet101_into_x3d_is_one_line_refusal(tmp_path):
 def test_missing_checkpoint_file_is_a_usage_error(tmp_path):
     with pytest.raises(CheckpointError, match="no local file at"):
         read_state_dict(tmp_path / "nowhere.pth")
+
+
+SMALL_DETR = dict(encoder_layers=1, decoder_layers=1, d_model=32, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                  encoder_attention_heads=2, decoder_attention_heads=2, num_queries=100, num_labels=91)
+
+
+def test_timm_backbone_detr_folder_loads_value_by_value(tmp_path, monkeypatch):
+    """facebook/detr-resnet-50's main revision: a timm ResNet backbone (config.json: use_timm_backbone); built
+    here by transformers itself (a timm resnet18 to stay small) and saved with save_pretrained."""
+    from transformers import DetrConfig, DetrForObjectDetection
+
+    import timm
+
+    def no_download(*a, **k):
+        raise AssertionError("timm was asked for pretrained weights")
+
+    torch.manual_seed(0)
+    ref = DetrForObjectDetection(DetrConfig(use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False,
+                                            **SMALL_DETR)).eval()
+    for p in ref.parameters():
+        p.data.normal_()
+    ref.save_pretrained(tmp_path / "detr")
+    monkeypatch.setattr(timm.models._builder, "load_pretrained", no_download)
+    opts = {**SMALL_CLIP, "model.detector": "detr", "model.detr_pretrained": str(tmp_path / "detr"),
+            **{f"model.detr.{k}": v for k, v in SMALL_DETR.items()}}
+    model = ravar_bench.build_method("clip_detr", "full", cfg_options=opts)
+    detr = model.method.detr
+    assert detr.config.backbone_config.backbone == "resnet18"
+    _assert_values(detr, ref.state_dict())
+    rec = [r for r in model.loaded_weights if "DETR" in r["layout"]]
+    assert rec and rec[0]["set"] == rec[0]["total"] and "timm backbone" in rec[0]["layout"]
