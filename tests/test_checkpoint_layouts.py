@@ -144,3 +144,76 @@ def test_timm_backbone_detr_folder_loads_value_by_value(tmp_path, monkeypatch):
     _assert_values(detr, ref.state_dict())
     rec = [r for r in model.loaded_weights if "DETR" in r["layout"]]
     assert rec and rec[0]["set"] == rec[0]["total"] and "timm backbone" in rec[0]["layout"]
+
+
+def _lavis_keys(**kw) -> dict:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "make_key_lists", Path(__file__).parent / "data" / "checkpoint_keys" / "make_key_lists.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.lavis_blip2_keys(**kw)
+
+
+def test_lavis_blip2_file_sets_every_tensor_of_the_full_refatomnet(tmp_path, caplog):
+    """blip2_pretrained_opt2.7b.pth's names and shapes (tests/data/checkpoint_keys/lavis_blip2_opt.tsv) into the
+    full config on the meta device: every tensor but the Q-Former text FFN (not in OPT / T5 files) is set."""
+    from test_checkpoint_keys import _tensors, published
+
+    keys = published("lavis_blip2_opt")
+    assert keys == _lavis_keys()  # the committed list is what the generator writes
+    path = tmp_path / "blip2_pretrained_opt2.7b.pth"
+    torch.save({"model": _tensors(keys)}, path)
+    with caplog.at_level("WARNING"):
+        model = ravar_bench.build_method("refatomnet", "full", cfg_options={"model.blip2.pretrained": str(path)},
+                                         device="meta")
+    enc = model.method.visual
+    rec = loaded_weights(enc)[0]
+    text_ffn = enc.text_layers_not_in_checkpoints()
+    assert "LAVIS BLIP-2" in rec["layout"] and rec["set"] == rec["total"] - len(text_ffn) > 0
+    assert "not in BLIP-2 OPT / T5 checkpoints" in caplog.text
+
+
+def test_lavis_blip2_values_reach_the_suite_names(tmp_path):
+    """A small LAVIS-layout dict (the same module tree at small widths) loaded value by value; EVA's q / v biases
+    become the qkv bias with zeros for k."""
+    from ravar_bench.encoders.blip2 import Blip2VideoEncoder
+
+    kw = dict(depth=2, width=32, mlp=64, patch=14, img=28, q_layers=2, hidden=16, inter=32, n_query=4, text_ffn=True)
+    torch.manual_seed(0)
+    sd = {k: torch.randn(s) for k, s in _lavis_keys(**kw).items()}
+    path = tmp_path / "blip2_pretrained.pth"
+    torch.save({"model": sd}, path)
+    enc = Blip2VideoEncoder(vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                        image_size=28, patch_size=14),
+                            qformer=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                         use_qformer_text_input=True), num_query_tokens=4, pretrained=str(path))
+    own = enc.state_dict()
+    assert loaded_weights(enc)[0]["set"] == loaded_weights(enc)[0]["total"] == len(own)
+    eq = lambda a, b: torch.testing.assert_close(own[a], sd[b], rtol=0, atol=0)  # noqa: E731
+    eq("vision_model.embeddings.class_embedding", "visual_encoder.cls_token")
+    eq("vision_model.embeddings.patch_embedding.weight", "visual_encoder.patch_embed.proj.weight")
+    eq("vision_model.encoder.layers.1.self_attn.projection.weight", "visual_encoder.blocks.1.attn.proj.weight")
+    eq("vision_model.post_layernorm.weight", "ln_vision.weight")
+    eq("qformer.layernorm.bias", "Qformer.bert.embeddings.LayerNorm.bias")
+    eq("qformer.encoder.layer.0.crossattention.attention.key.weight",
+       "Qformer.bert.encoder.layer.0.crossattention.self.key.weight")
+    eq("qformer.encoder.layer.1.output.dense.weight", "Qformer.bert.encoder.layer.1.output.dense.weight")
+    eq("query_tokens", "query_tokens")
+    q, v = sd["visual_encoder.blocks.0.attn.q_bias"], sd["visual_encoder.blocks.0.attn.v_bias"]
+    torch.testing.assert_close(own["vision_model.encoder.layers.0.self_attn.qkv.bias"],
+                               torch.cat([q, torch.zeros(32), v]), rtol=0, atol=0)
+
+
+def test_a_clip_file_given_to_blip2_is_one_line_refusal(tmp_path):
+    from test_checkpoint_keys import _tensors, published
+
+    path = tmp_path / "open_clip_pytorch_model.bin"
+    torch.save(_tensors(published("clip_vit_b32")), path)
+    with pytest.raises(CheckpointError) as e:
+        ravar_bench.build_method("refatomnet", "full", cfg_options={"model.blip2.pretrained": str(path)},
+                                 device="meta")
+    msg = str(e.value)
+    assert "\n" not in msg and "this looks like an OpenAI / open_clip CLIP state dict" in msg and "sets 0 of" in msg

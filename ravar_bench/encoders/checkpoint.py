@@ -192,10 +192,10 @@ def check_complete(module_keys, loaded_keys, path, what: str, layout: str, repla
     missing = [k for k in module_keys if k not in loaded and not k.startswith(tuple(replaced))
                and not k.endswith(_NOT_WEIGHTS)]
     if missing:
-        total = len(module_keys)
+        total, n_set = len(module_keys), sum(k in loaded for k in module_keys)
         fix = f"point it at {expect}" if expect else "point it at the file docs/model_zoo.md lists for this method"
         raise CheckpointError(
-            f"{what} {path}: this looks like {layout}; it sets {total - len(missing)} of the model's {total} tensors "
+            f"{what} {path}: this looks like {layout}; it sets {n_set} of the model's {total} tensors "
             f"({len(missing)} would stay random, e.g. {missing[:3]}; "
             f"{'' if n_file is None else f'{n_file} keys in the file; '}nothing is trained on a half-loaded model): "
             f"{fix}")
