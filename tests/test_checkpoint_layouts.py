@@ -217,3 +217,48 @@ def test_a_clip_file_given_to_blip2_is_one_line_refusal(tmp_path):
                                  device="meta")
     msg = str(e.value)
     assert "\n" not in msg and "this looks like an OpenAI / open_clip CLIP state dict" in msg and "sets 0 of" in msg
+
+
+def opengvlab_vit_keys(depth=12, dim=768, mlp=3072, patch=16, tubelet=2, classes=710) -> dict:
+    """key -> shape of OpenGVLab's VideoMAE V2 ViT (models/modeling_finetune.py at 29eab1e: PatchEmbed.proj
+    Conv3d, blocks.N.{norm1, attn.{q_bias, v_bias, qkv (no bias), proj}, norm2, mlp.{fc1, fc2}}, fc_norm with
+    mean pooling, head; the sinusoid pos_embed is a plain tensor, not in the state dict)."""
+    out = {"patch_embed.proj.weight": (dim, 3, tubelet, patch, patch), "patch_embed.proj.bias": (dim,)}
+    for i in range(depth):
+        b = f"blocks.{i}"
+        out.update({f"{b}.norm1.weight": (dim,), f"{b}.norm1.bias": (dim,), f"{b}.attn.q_bias": (dim,),
+                    f"{b}.attn.v_bias": (dim,), f"{b}.attn.qkv.weight": (3 * dim, dim),
+                    f"{b}.attn.proj.weight": (dim, dim), f"{b}.attn.proj.bias": (dim,),
+                    f"{b}.norm2.weight": (dim,), f"{b}.norm2.bias": (dim,), f"{b}.mlp.fc1.weight": (mlp, dim),
+                    f"{b}.mlp.fc1.bias": (mlp,), f"{b}.mlp.fc2.weight": (dim, mlp), f"{b}.mlp.fc2.bias": (dim,)})
+    out.update({"fc_norm.weight": (dim,), "fc_norm.bias": (dim,), "head.weight": (classes, dim),
+                "head.bias": (classes,)})
+    return out
+
+
+def test_opengvlab_videomae2_file_loads_value_by_value(tmp_path):
+    """vit_b_k710_dl_from_giant.pth ({'module': ...}) into videomae2_b's full config (one narrow block)."""
+    small = {"model.backbone.embed_dims": 64, "model.backbone.depth": 1, "model.backbone.num_heads": 2}
+    torch.manual_seed(0)
+    sd = {k: torch.randn(s) for k, s in opengvlab_vit_keys(depth=1, dim=64, mlp=256).items()}
+    path = tmp_path / "vit_b_k710_dl_from_giant.pth"
+    torch.save({"module": sd}, path)
+    model = ravar_bench.build_method("videomae2_b", "full", cfg_options={**small, "model.pretrained": str(path)})
+    own = model.method.backbone.state_dict()
+    torch.testing.assert_close(own["patch_embed.projection.weight"], sd["patch_embed.proj.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(own["blocks.0.mlp.layers.0.0.weight"], sd["blocks.0.mlp.fc1.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(own["blocks.0.mlp.layers.1.bias"], sd["blocks.0.mlp.fc2.bias"], rtol=0, atol=0)
+    torch.testing.assert_close(own["blocks.0.attn.q_bias"], sd["blocks.0.attn.q_bias"], rtol=0, atol=0)
+    torch.testing.assert_close(own["fc_norm.weight"], sd["fc_norm.weight"], rtol=0, atol=0)
+    rec = model.loaded_weights[0]
+    assert "OpenGVLab VideoMAE V2" in rec["layout"] and rec["set"] == rec["total"] - 1  # the sinusoid table
+
+
+def test_opengvlab_videomae2_full_size_names_fit(tmp_path):
+    from test_checkpoint_keys import _tensors
+
+    path = tmp_path / "vit_b_k710_dl_from_giant.pth"
+    torch.save({"module": _tensors(opengvlab_vit_keys())}, path)
+    model = ravar_bench.build_method("videomae2_b", "full", cfg_options={"model.pretrained": str(path)}, device="meta")
+    rec = model.loaded_weights[0]
+    assert rec["set"] == rec["total"] - 1 == len(opengvlab_vit_keys()) - 2  # all but the table; head left out
