@@ -13,11 +13,15 @@ and is counted in ``self.no_detection_count`` (the engine logs it).
 """
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ravar_bench.encoders.checkpoint import load_into
+from ravar_bench.encoders.checkpoint import load_into, read_state_dict
 from ravar_bench.encoders.clip import ClipTokenizer, build_clip
 from ravar_bench.encoders.regions import ClipRegionSelector, local_weights_file, renormalise
 from ravar_bench.method import Method
@@ -28,16 +32,52 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+# transformers 4.x names (the published folders' main revision) -> the names of the installed transformers 5 DETR;
+# the same renames transformers' own loader applies (its conversion_mapping for DetrModel). Names already new pass.
+_DETR_RENAMES = ((r"backbone\.conv_encoder\.", "backbone."), (r"\.out_proj\.", ".o_proj."),
+                 (r"layers\.(\d+)\.fc([12])\.", r"layers.\1.mlp.fc\2."))
+
+
+def detr_key(key: str) -> str:
+    for old, new in _DETR_RENAMES:
+        key = re.sub(old, new, key)
+    return key
+
+
+def detr_backbone_of(pretrained: str) -> str | None:
+    """The timm backbone name the DETR weights were made with (facebook/detr-resnet-50's main revision: 'resnet50'),
+    or None for transformers' own ResNet. Read from the folder's config.json, else from the file's key names."""
+    p = Path(pretrained).expanduser()
+    if (p / "config.json").is_file():
+        c = json.loads((p / "config.json").read_text())
+        bc = c.get("backbone_config") or {}
+        if bc.get("model_type") == "timm_backbone":
+            return bc.get("backbone") or "resnet50"
+        if bc or c.get("use_timm_backbone") is False:
+            return None
+        return c.get("backbone") or "resnet50"  # DetrConfig's default is the timm backbone
+    keys = read_state_dict(local_weights_file(pretrained), what="DETR checkpoint")
+    return "resnet50" if any(".conv_encoder.model.conv1." in k or "backbone.model.conv1." in k for k in keys) else None
+
+
 def build_detr(detr: dict, pretrained: str | None = None) -> nn.Module:
-    """transformers DETR from a config dict (ResNet backbone built by transformers, never timm/hub weights)."""
+    """transformers DETR from a config dict. With weights, the backbone their folder's config asks for (the timm
+    ResNet of facebook/detr-resnet-50, or transformers' own); never timm/hub weights (use_pretrained_backbone off)."""
     from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
 
     cfg = dict(detr)
-    backbone = ResNetConfig(**cfg.pop("backbone", {}))
-    model = DetrForObjectDetection(DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False,
-                                              backbone_config=backbone, **cfg))
+    backbone = cfg.pop("backbone", {})
+    timm_name = detr_backbone_of(pretrained) if pretrained else None
+    if timm_name:  # the layout of the published file: its own backbone; nothing fetched for it
+        config = DetrConfig(use_timm_backbone=True, backbone=timm_name, use_pretrained_backbone=False, **cfg)
+    else:
+        config = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False,
+                            backbone_config=ResNetConfig(**backbone), **cfg)
+    model = DetrForObjectDetection(config)
     if pretrained:
-        load_into(model, local_weights_file(pretrained), strip_prefixes=("module.",), what="DETR checkpoint")
+        load_into(model, local_weights_file(pretrained), strip_prefixes=("module.",), what="DETR checkpoint",
+                  key_map=detr_key, expect="a transformers DETR folder (facebook/detr-resnet-50: config.json + "
+                                           "model.safetensors) with this config's num_queries / num_labels")
     return model
 
 

@@ -81,6 +81,11 @@ class AnchorHead(nn.Module):
         return boxes, obj, feats
 
 
+# What a detector file leaves at its initialisation on purpose: CLIP (its own model.clip.pretrained) and the parts
+# the RAVAR training learns. A whole saved clip_refclip method sets them too.
+_NOT_DETECTOR = ("selector.", "anchor_head.neck.", "linear_vs.", "linear_ts.")
+
+
 @register_method("clip_refclip", family="SF", paper_name="CLIP+REFCLIP")
 class CLIPRefCLIP(Method):
     needs = frozenset({"keyframe", "text"})
@@ -115,7 +120,9 @@ class CLIPRefCLIP(Method):
         self.last_pick: torch.Tensor | None = None
         self.feat_dim = self.selector.out_dim(e)
         if pretrained:  # the detector (backbone.*, anchor_head.pred.*), or a whole saved clip_refclip method
-            load_into(self, pretrained, strip_prefixes=("module.",), what="RefCLIP checkpoint")
+            load_into(self, pretrained, strip_prefixes=("module.",), what="RefCLIP checkpoint", replaced=_NOT_DETECTOR,
+                      expect="a state dict with backbone.* (timm darknet53) and anchor_head.pred.*: no file of "
+                             "RefCLIP's official release has these names (docs/model_zoo.md)")
         self.freeze_detector = freeze_detector
         if freeze_detector:  # RefCLIP's VIS_FREEZE: the YOLOv3 detector (backbone + box head) is frozen
             self.backbone.requires_grad_(False)

@@ -35,7 +35,8 @@ def build_sam(sam: dict | None = None, pretrained: str | None = None) -> nn.Modu
                     mask_decoder_config=SamMaskDecoderConfig(**sam.get("decoder", {})).to_dict())
     model = SamModel(cfg)
     if pretrained:
-        load_into(model, local_weights_file(pretrained), strip_prefixes=("module.",), what="SAM checkpoint")
+        load_into(model, local_weights_file(pretrained), strip_prefixes=("module.",), what="SAM checkpoint",
+                  expect="a transformers SamModel folder (e.g. sam-vit-base) of this size")
     return model
 
 

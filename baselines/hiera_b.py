@@ -53,7 +53,8 @@ class HieraB(TextFusedVideoMethod):
         channels = self.backbone.norm.normalized_shape[0]  # 768 for Hiera-B
         self.backbone.head = nn.Identity()  # the K400 classifier: replaced by the shared RAVAR head
         if pretrained:
-            load_into(self.backbone, pretrained, what="Hiera checkpoint", ignore_prefixes=("head.",))
+            load_into(self.backbone, pretrained, what="Hiera checkpoint", ignore_prefixes=("head.",),
+                      expect="hiera_base_16x224.pth as hiera-transformer publishes it ({'model_state': ...})")
         self.attach_fusion(text_dim, channels, fusion)
 
     def feature_map(self, clip):

@@ -236,7 +236,8 @@ class RefAtomNetXCLIP(RefAtomNet):
         text.setdefault("max_position_embeddings", max(77, opts["context_length"]))
         self.xclip = XCLIPModel(XCLIPConfig(text_config=text, vision_config=vision, **cfg))
         if opts["pretrained"]:
-            load_into(self.xclip, opts["pretrained"], strip_prefixes=("module.", "model."), what="XCLIP checkpoint")
+            load_into(self.xclip, opts["pretrained"], strip_prefixes=("module.", "model."), what="XCLIP checkpoint",
+                      expect="a transformers XCLIPModel state dict of this config")
         self.freeze_xclip_vision, self.freeze_xclip_text = opts["freeze_vision"], opts["freeze_text"]
         for p in (self.xclip.vision_model.parameters() if self.freeze_xclip_vision else ()):
             p.requires_grad_(False)

@@ -144,7 +144,8 @@ class SuVOS(Method):
         idx = (2, 3, 4) if multi_scale else (4,)  # timm ResNet: layer2, layer3, layer4
         self.backbone = timm.create_model(name, pretrained=False, features_only=True, out_indices=idx, **bb)
         if pretrained:
-            load_into(self.backbone, pretrained, what="su_vos backbone checkpoint")
+            load_into(self.backbone, pretrained, what="su_vos backbone checkpoint", ignore_prefixes=("fc.",),
+                      expect=f"an ImageNet {name} state dict in timm's key names")
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:  # SAW: FrozenBatchNorm2d everywhere and a frozen backbone
             self.backbone = freeze_batch_norm_2d(self.backbone)

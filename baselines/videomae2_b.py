@@ -11,7 +11,7 @@ mmaction's TimeSformerHead (Linear(400)) is replaced by the shared RAVAR head.
 """
 from __future__ import annotations
 
-from ravar_bench.encoders.aal import build_mmaction_backbone
+from ravar_bench.encoders.aal import build_mmaction_backbone, opengvlab_videomae2_key
 from ravar_bench.model.bases import TextFusedVideoMethod
 from ravar_bench.registry import register_method
 
@@ -30,7 +30,9 @@ class VideoMAE2B(TextFusedVideoMethod):
             raise ValueError(f"videomae2_b: num_frames={num_frames} must be a multiple of tubelet_size="
                              f"{cfg['tubelet_size']} and img_size={img_size} of patch_size={cfg['patch_size']}")
         # mmaction's own init (truncated normal Linear, LayerNorm = 1/0); its self.norm is Identity here
-        self.backbone = build_mmaction_backbone(cfg, pretrained, "VideoMAE V2 (mmaction2) checkpoint", meta_safe=True)
+        # mmaction2's conversion or OpenGVLab's own release (vit_b_k710_dl_from_giant.pth: {'module': ...})
+        self.backbone = build_mmaction_backbone(cfg, pretrained, "VideoMAE V2 checkpoint", meta_safe=True,
+                                                key_map=opengvlab_videomae2_key)
         self.attach_fusion(text_dim, cfg["embed_dims"], fusion)
 
     def post_pool(self, pooled):

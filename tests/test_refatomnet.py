@@ -25,6 +25,7 @@ import ravar_bench  # noqa: E402
 from ravar_bench.config import load_config  # noqa: E402
 from ravar_bench.encoders import agent_attention as aa  # noqa: E402
 from ravar_bench.encoders.blip2 import Blip2VideoEncoder  # noqa: E402
+from ravar_bench.encoders.checkpoint import CheckpointError  # noqa: E402
 from ravar_bench.factory import build_from_config, count_params  # noqa: E402
 from ravar_bench.model.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import method_info  # noqa: E402
@@ -508,7 +509,7 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
         torch.testing.assert_close(enc(px.unsqueeze(1))[:, 0], want, rtol=0, atol=0)
     with pytest.raises(FileNotFoundError, match="hub id"):
         Blip2VideoEncoder(TINY_V, TINY_Q, pretrained="Salesforce/blip2-opt-2.7b")
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(CheckpointError, match="does not fit"):
         Blip2VideoEncoder(TINY_V, dict(TINY_Q, hidden_size=32), num_query_tokens=8, pretrained=str(tmp_path / "blip2"))
 
 

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..method import FrozenStaysEval
-from .checkpoint import read_state_dict
+from .checkpoint import CheckpointError, check_complete, read_state_dict, record_load, sniff_layout
 from .frozen_cache import FrozenFeatureCache
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,53 @@ def _resolve_pretrained(path: str) -> list[Path]:
             return [p / name]
     raise FileNotFoundError(f"BLIP-2 pretrained={p}: the folder holds no model.safetensors, pytorch_model.bin or "
                             f"shard index; save it with Blip2Model.save_pretrained")
+
+
+# LAVIS's EVA ViT-g (lavis/models/eva_vit.py) -> transformers' Blip2VisionModel; ln_vision (LAVIS applies it after
+# the ViT, which has no final norm) is Blip2VisionModel's post_layernorm
+_LAVIS_VIT = (("cls_token", "embeddings.class_embedding"), ("pos_embed", "embeddings.position_embedding"),
+              ("patch_embed.proj.", "embeddings.patch_embedding."))
+_LAVIS_BLOCK = (("norm1.", "layer_norm1."), ("norm2.", "layer_norm2."), ("attn.qkv.", "self_attn.qkv."),
+                ("attn.proj.", "self_attn.projection."), ("mlp.", "mlp."))
+
+
+def _swap(rest: str, table) -> str | None:
+    return next((new + rest[len(old):] for old, new in table if rest.startswith(old)), None)
+
+
+def lavis_name(key: str) -> str | None:
+    """The suite's (transformers Blip2) name of one LAVIS BLIP-2 key, or None for keys this module has no place
+    for (the language model, its projection, the ITM / ITC heads, the Q-Former's LM head and word embeddings) and
+    for EVA's q_bias / v_bias (:func:`lavis_to_transformers` joins them into the qkv bias)."""
+    if key == "query_tokens":
+        return key
+    if key.startswith("ln_vision."):
+        return "vision_model.post_layernorm." + key[len("ln_vision."):]
+    m = re.match(r"visual_encoder\.blocks\.(\d+)\.(.*)", key)
+    if m:
+        rest = _swap(m.group(2), _LAVIS_BLOCK)
+        return None if rest is None else f"vision_model.encoder.layers.{m.group(1)}.{rest}"
+    if key.startswith("visual_encoder."):
+        rest = _swap(key[len("visual_encoder."):], _LAVIS_VIT)
+        return None if rest is None else "vision_model." + rest
+    if key.startswith("Qformer.bert.embeddings.LayerNorm."):  # transformers' Q-Former keeps only this norm
+        return "qformer.layernorm." + key[len("Qformer.bert.embeddings.LayerNorm."):]
+    if key.startswith("Qformer.bert.encoder.layer."):  # LAVIS's BertAttention.self is transformers' .attention
+        return "qformer." + re.sub(r"(attention)\.self\.", r"\1.attention.", key[len("Qformer.bert."):])
+    return None
+
+
+def lavis_to_transformers(sd: dict) -> dict:
+    """A LAVIS BLIP-2 state dict (``{'model': ...}`` unwrapped) in the suite's names. EVA's attention has q and v
+    biases and none for k; transformers' qkv bias is their concatenation with zeros in k's place (as transformers'
+    own BLIP-2 conversion script builds it)."""
+    out = {n: v for n, v in ((lavis_name(k), v) for k, v in sd.items()) if n is not None}
+    for k, q in sd.items():
+        m = re.match(r"visual_encoder\.blocks\.(\d+)\.attn\.q_bias$", k)
+        if m:
+            v = sd[f"visual_encoder.blocks.{m.group(1)}.attn.v_bias"]
+            out[f"vision_model.encoder.layers.{m.group(1)}.self_attn.qkv.bias"] = torch.cat([q, torch.zeros_like(q), v])
+    return out
 
 
 def _strip(key: str) -> str:
@@ -120,27 +168,49 @@ class Blip2VideoEncoder(FrozenStaysEval):
             self.vision_model.eval()
 
     # ------------------------------------------------------------------ weights
+    def text_layers_not_in_checkpoints(self) -> list[str]:
+        """The Q-Former's text feed-forward layers (``use_qformer_text_input``: ``encoder.layer.N.intermediate`` /
+        ``output``): BLIP-2's OPT / T5 checkpoints (and transformers' Blip2Model folders) do not hold them (only
+        the query side, ``intermediate_query`` / ``output_query``), so they start from their initialisation
+        (BERT-style N(0, initializer_range), as transformers builds them)."""
+        return [k for k in self.state_dict() if k.startswith("qformer.encoder.layer.")
+                and k.split(".")[4] in ("intermediate", "output")]
+
     def load_pretrained(self, path: str) -> dict:
-        """Load vision_model.* / query_tokens / qformer.* from a local Blip2 folder or state-dict file."""
-        own = {}
-        for f in _resolve_pretrained(path):
-            for k, v in read_state_dict(f, what="BLIP-2 checkpoint").items():
+        """Load vision_model.* / query_tokens / qformer.* from a local Blip2 folder or state-dict file; every tensor
+        gets a value (except the Q-Former text layers no BLIP-2 checkpoint has, which are logged) or it is an error."""
+        own, layouts, files, per_file = {}, [], _resolve_pretrained(path), {}
+        for f in files:
+            sd = read_state_dict(f, what="BLIP-2 checkpoint")
+            layouts.append(sniff_layout(sd))
+            if "LAVIS" in layouts[-1]:  # the authors' RefAtomNet code loads BLIP-2 through LAVIS
+                sd = lavis_to_transformers(sd)
+            for k, v in sd.items():
                 k = _strip(k)
                 if k.startswith(_OWN_PREFIXES):
                     own[k] = v
-        if not own:
-            raise KeyError(f"BLIP-2 pretrained={path}: no vision_model./qformer./query_tokens keys found (LAVIS "
-                           f"checkpoints use other names: convert them with transformers' BLIP-2 conversion script)")
-        try:
-            res = self.load_state_dict(own, strict=False)
-        except RuntimeError as e:  # size mismatches: the checkpoint is of another architecture than the config
-            raise ValueError(f"BLIP-2 pretrained={path}: the checkpoint does not fit model.blip2.vision / qformer / "
-                             f"num_query_tokens of the config: {e}") from None
+                    per_file[f] = per_file.get(f, 0) + 1
+        layout = layouts[0]
+        mine = self.state_dict()
+        module_keys = list(mine)
+        bad = [(k, tuple(v.shape), tuple(mine[k].shape)) for k, v in own.items()
+               if k in mine and tuple(v.shape) != tuple(mine[k].shape)]
+        if bad:  # the checkpoint is of another architecture than the config
+            raise CheckpointError(f"BLIP-2 pretrained={path}: the checkpoint does not fit model.blip2.vision / qformer "
+                                  f"/ num_query_tokens of the config: {len(bad)} tensors of other shapes "
+                                  f"(key, file, model) {bad[:3]}")
+        text_only = self.text_layers_not_in_checkpoints()
+        replaced = [k for k in text_only if k not in own]
+        check_complete(module_keys, own, path, "BLIP-2 checkpoint", layout, replaced=replaced,
+                       expect="a folder written by transformers' Blip2Model.save_pretrained (docs/model_zoo.md)")
+        res = self.load_state_dict(own, strict=False)
         report = {"missing": list(res.missing_keys), "unexpected": list(res.unexpected_keys)}
-        if report["missing"] or report["unexpected"]:
-            log.warning("BLIP-2 checkpoint %s: %d missing keys %s, %d unexpected keys %s", path,
-                        len(report["missing"]), report["missing"][:5], len(report["unexpected"]),
-                        report["unexpected"][:5])
+        if replaced:
+            log.warning("BLIP-2 checkpoint %s: the Q-Former's %d text feed-forward tensors (encoder.layer.N."
+                        "intermediate / output; text_path='qformer') are not in BLIP-2 OPT / T5 checkpoints: they start "
+                        "from transformers' BERT-style initialisation and are trained", path, len(replaced))
+        for f in files:  # per shard: the tensors it set, of the module's total
+            record_load(self, f, layout, per_file.get(f, 0), len(module_keys))
         return report
 
     # ------------------------------------------------------------------ forward

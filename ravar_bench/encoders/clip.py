@@ -39,7 +39,8 @@ def build_clip(model_name: str | None = None, embed_dim: int | None = None, visi
     model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=CLIPVisionCfg(**vision), text_cfg=CLIPTextCfg(**text),
                            quick_gelu=bool(quick_gelu))
     if pretrained:
-        load_into(model, pretrained, strip_prefixes=("module.", "clip."), what="open_clip checkpoint")
+        load_into(model, pretrained, strip_prefixes=("module.", "clip."), what="CLIP checkpoint",
+                  expect=f"an open_clip state dict or an OpenAI TorchScript .pt of {model_name or 'this architecture'}")
     return model
 
 

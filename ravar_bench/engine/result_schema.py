@@ -64,7 +64,7 @@ COLUMNS: tuple[Column, ...] = tuple(
     + _cols("run", "str", ["config_set"], True) + _cols("run", "int", ["epochs", "train_instances"], True)
     + _cols("run", "float", ["train_time_s", "eval_time_s", "train_clips_per_s"], True)
     + _cols("run", "int", ["params", "trainable_params"], True) + _cols("run", "str", ["precision"], True)
-    + _cols("run", "str", ["text_path"])
+    + _cols("run", "str", ["text_path"]) + _cols("run", "str", ["loaded_weights"], True)
     + _cols("skip", "int", _SKIPS + _SEVERAL + [f"train_{k}" for k in _SKIPS + _SEVERAL], True)
     + _cols("significance", "float", [f"p_vs_best_{m}" for m in ("mIoU", "mAP", "AUROC")])
     + _cols("significance", "str", ["best_method"]) + _cols("significance", "int", ["p_n_boot"])

@@ -283,6 +283,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             "train_clips_per_s": round(n_train * int(tc.epochs) / train_time, 1) if train_time > 0 else float("nan"),
             "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
             "precision": prec.name, "text_path": getattr(model.method, "text_path", None) or "",
+            # every weights file loaded into the method: file, sha256, layout, tensors set / total (issue 24)
+            "loaded_weights": json.dumps(model.loaded_weights, sort_keys=True),
             **skips.row(split), **prov})  # the split's skip counts (skipped_instances included) as the counter has them
         write_json_atomic(result_path(out_dir, name, split, seed), row)
         rows.append(row)

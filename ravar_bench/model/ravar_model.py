@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..encoders.checkpoint import loaded_weights
 from .actor_crop import actor_batch
 from .head import SharedHead, ravar_loss
 
@@ -30,6 +31,12 @@ class RavarModel(nn.Module):
         self.loss_weights = dict(loss or {})  # ravar_loss's keyword arguments (the config's ``loss`` section)
         for name in getattr(actor, "objective_only", ()):  # the actor pass does not use the method's objective
             actor.get_submodule(name).requires_grad_(False)
+
+    @property
+    def loaded_weights(self) -> list[dict]:
+        """Per weights file loaded into the method: {file, sha256, layout, set, total} (tensors of the module it was
+        loaded into that the file set, of its total), for the result row. The actor instance loads the same files."""
+        return loaded_weights(self.method)
 
     @property
     def needs(self) -> frozenset:

@@ -71,7 +71,10 @@ class DetrDetector:
             raise CheckpointMissing(f"no DETR checkpoint at {ck}: put a transformers folder there (config.json and "
                                     f"model.safetensors of facebook/detr-resnet-50, saved with save_pretrained), "
                                     f"or use --detector hog")
-        self.model = DetrForObjectDetection.from_pretrained(str(ck), local_files_only=True).eval().to(device)
+        # use_pretrained_backbone=False: the published config.json asks timm for ImageNet backbone weights (a
+        # download); the folder's own weights replace them anyway
+        self.model = DetrForObjectDetection.from_pretrained(str(ck), local_files_only=True,
+                                                            use_pretrained_backbone=False).eval().to(device)
         try:
             self.processor = DetrImageProcessor.from_pretrained(str(ck), local_files_only=True)
         except OSError:  # no preprocessor_config.json: DETR's documented defaults

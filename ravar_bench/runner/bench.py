@@ -22,6 +22,7 @@ from ..report.leaderboard import write_suite
 from ..report.post_run import add_significance, per_class_plot, qualitative_panel
 from ..suites import run_options, suite_methods
 from .lock import RunLock
+from .preflight import check_local_files
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
         main = D.is_main()
         progress = progress and main
         t_start = time.time()
+
+        opts = run_options(suite, cfg_options, epochs)
+        check_local_files(methods, config_set, lambda _name: opts)  # every method's files, before data or training
         if not main:  # rank 0 generates the embedded data once; the others wait for it
             D.barrier()
         source = open_source(data, data_root, synth, skip_invalid=skip_invalid, progress=progress)
@@ -70,7 +74,6 @@ def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "s
             D.barrier()
         caches: dict = {}
         failures, timings = {}, {}
-        opts = run_options(suite, cfg_options, epochs)
         for name in methods:
             t0 = time.time()
             try:

@@ -9,6 +9,8 @@ builds for that checkpoint, on the meta device, plus the container the file wrap
   (published files keep 'meta' and 'state_dict'); the keys are ``backbone.*`` and ``cls_head.*``.
 - hiera-transformer 0.1.4 (hiera_b): ``hiera.hiera_base_16x224()``; its hub loader reads ``state_dict["model_state"]``
   (hiera_utils.py), so the file is ``{'model_state': ...}``.
+- LAVIS BLIP-2 (lavis_blip2_opt: RefAtomNet / BLIPv2 / AskAnything's BLIP-2): LAVIS is not installed, so
+  ``lavis_blip2_keys`` spells out the module tree of its code (read at the commit it names); ``{'model': ...}``.
 - open_clip (clip4clip / mevtr / xclip towers): ``open_clip.create_model("ViT-B-32")``, whose released
   ``open_clip_pytorch_model.bin`` is that state dict with no container.
 
@@ -99,7 +101,76 @@ def clip_list() -> None:
           model.state_dict())
 
 
+LAVIS_COMMIT = "506965b9c4a18c1e565bd32acaccabe0198433f7"
+
+
+def lavis_blip2_keys(depth=39, width=1408, mlp=6144, patch=14, img=224, q_layers=12, hidden=768, inter=3072,
+                     cross_freq=2, n_query=32, text_ffn=False) -> dict:
+    """key -> shape of a LAVIS BLIP-2 checkpoint's ``model`` dict. LAVIS is not installed here, so this spells out
+    the module tree of its code (salesforce/LAVIS at LAVIS_COMMIT): eva_vit.create_eva_vit_g (VisionTransformer:
+    cls_token, pos_embed, patch_embed.proj, blocks.N.{norm1, attn.{q_bias, v_bias, qkv (no bias), proj}, norm2,
+    mlp.{fc1, fc2}}, no final norm), blip2.Blip2Base.init_vision_encoder (ln_vision) and init_Qformer
+    (query_tokens; Qformer.BertLMHeadModel: bert.embeddings.{LayerNorm, position_ids}, bert.encoder.layer.N.
+    {attention.{self.{query,key,value}, output.{dense, LayerNorm}}, crossattention (layer_num % cross_attention_freq
+    == 0, key/value from the vision width), intermediate_query, output_query}). blip2_opt / blip2_t5 set
+    ``layer.output = layer.intermediate = None`` and drop the word / position embeddings and the LM head
+    (``text_ffn=False``); the stage-1 file (blip2_pretrained.pth) keeps them."""
+    lin = lambda o, i: {"weight": (o, i), "bias": (o,)}  # noqa: E731
+    norm = lambda d: {"weight": (d,), "bias": (d,)}  # noqa: E731
+    out = {"visual_encoder.cls_token": (1, 1, width), "visual_encoder.pos_embed": (1, (img // patch) ** 2 + 1, width),
+           "visual_encoder.patch_embed.proj.weight": (width, 3, patch, patch),
+           "visual_encoder.patch_embed.proj.bias": (width,)}
+
+    def add(prefix, params):
+        out.update({f"{prefix}.{k}": v for k, v in params.items()})
+
+    for i in range(depth):
+        b = f"visual_encoder.blocks.{i}"
+        add(f"{b}.norm1", norm(width))
+        out[f"{b}.attn.q_bias"] = out[f"{b}.attn.v_bias"] = (width,)
+        out[f"{b}.attn.qkv.weight"] = (3 * width, width)
+        add(f"{b}.attn.proj", lin(width, width))
+        add(f"{b}.norm2", norm(width))
+        add(f"{b}.mlp.fc1", lin(mlp, width))
+        add(f"{b}.mlp.fc2", lin(width, mlp))
+    add("ln_vision", norm(width))
+    out["query_tokens"] = (1, n_query, hidden)
+    add("Qformer.bert.embeddings.LayerNorm", norm(hidden))
+    out["Qformer.bert.embeddings.position_ids"] = (1, 512)
+    if text_ffn:
+        out["Qformer.bert.embeddings.word_embeddings.weight"] = (30523, hidden)
+        out["Qformer.bert.embeddings.position_embeddings.weight"] = (512, hidden)
+    for n in range(q_layers):
+        L = f"Qformer.bert.encoder.layer.{n}"
+        kinds = [("attention", hidden)] + ([("crossattention", width)] if n % cross_freq == 0 else [])
+        for att, kv in kinds:
+            add(f"{L}.{att}.self.query", lin(hidden, hidden))
+            add(f"{L}.{att}.self.key", lin(hidden, kv))
+            add(f"{L}.{att}.self.value", lin(hidden, kv))
+            add(f"{L}.{att}.output.dense", lin(hidden, hidden))
+            add(f"{L}.{att}.output.LayerNorm", norm(hidden))
+        for suffix in ("_query",) + (("",) if text_ffn else ()):
+            add(f"{L}.intermediate{suffix}.dense", lin(inter, hidden))
+            add(f"{L}.output{suffix}.dense", lin(hidden, inter))
+            add(f"{L}.output{suffix}.LayerNorm", norm(hidden))
+    add("opt_proj", lin(2560, hidden))  # blip2_opt's projection into OPT-2.7B (not the suite's)
+    return out
+
+
+def lavis_list() -> None:
+    class _Shape(tuple):
+        shape = property(lambda self: self)
+
+    write("lavis_blip2_opt", [f"salesforce/LAVIS {LAVIS_COMMIT}: module tree of blip2_opt (EVA ViT-g, 39 blocks; "
+                              "Q-Former without its text FFN), spelled out by lavis_blip2_keys()",
+                              "published checkpoint: blip2_pretrained_opt2.7b.pth",
+                              "container: {'model': <these keys>}",
+                              "made by tests/data/checkpoint_keys/make_key_lists.py (no weights)"],
+          {k: _Shape(v) for k, v in lavis_blip2_keys().items()})
+
+
 if __name__ == "__main__":
     mmaction_lists()
     hiera_list()
     clip_list()
+    lavis_list()
