@@ -73,8 +73,12 @@ class DetrDetector:
                                     f"or use --detector hog")
         # use_pretrained_backbone=False: the published config.json asks timm for ImageNet backbone weights (a
         # download); the folder's own weights replace them anyway
-        self.model = DetrForObjectDetection.from_pretrained(str(ck), local_files_only=True,
-                                                            use_pretrained_backbone=False).eval().to(device)
+        from transformers import DetrConfig
+
+        config = DetrConfig.from_pretrained(str(ck), local_files_only=True)
+        config.use_pretrained_backbone = False
+        self.model = DetrForObjectDetection.from_pretrained(str(ck), config=config,
+                                                            local_files_only=True).eval().to(device)
         try:
             self.processor = DetrImageProcessor.from_pretrained(str(ck), local_files_only=True)
         except OSError:  # no preprocessor_config.json: DETR's documented defaults

@@ -31,6 +31,7 @@ def preflight(methods: list[str], config_set: str, cfg_options: dict | None) -> 
     """Every method's config loaded (keys and values checked) and its model built on the meta device, before
     anything trains: a typo, a value its key does not allow, or a method option its constructor refuses is one
     line now, for every method at once, not a failure logged an hour into the run. Returns name -> config."""
+    check_local_files(methods, config_set, lambda _name: cfg_options)  # all missing files in one line, first
     cfgs = {}
     for name in methods:
         cfg = load_config(name, config_set, cfg_options)
