@@ -197,7 +197,8 @@ def cmd_run(args, command: str) -> int:
               else [sizes.train_movies, sizes.val_movies, sizes.test_movies])
     if len(movies) != 3:
         raise UsageError(f"--synth-movies: expected train,val,test counts, got {args.synth_movies!r}")
-    from .runner.bench import preflight, run_benchmark
+    from .runner.bench import run_benchmark
+    from .runner.preflight import preflight
 
     preflight(methods, args.config_set, run_options(args.suite, args.cfg_options, args.epochs))
 

@@ -107,7 +107,7 @@ def check_row(row: dict) -> list[str]:
         ok = {"str": isinstance(v, str), "bool": isinstance(v, bool) or v in ("unknown",),
               "int": isinstance(v, int) and not isinstance(v, bool),
               "float": isinstance(v, (int, float)) and not isinstance(v, bool)}[col.dtype]
-        if not ok and not (col.dtype == "str" and v == v and isinstance(v, (int, float))):
+        if not ok:
             problems.append(f"column {k!r} is {type(v).__name__} {v!r}, declared {col.dtype}")
     return problems
 

@@ -16,8 +16,7 @@ from ..engine.data_source import open_source
 from ..engine.results import write_results_csv
 from ..engine.text_cache import TextFeatureCache
 from ..engine.trainer import train_and_evaluate
-from ..errors import RavarError, UsageError
-from ..factory import build_from_config
+from ..errors import RavarError
 from ..report.leaderboard import write_suite
 from ..report.post_run import add_significance, per_class_plot, qualitative_panel
 from ..suites import run_options, suite_methods
@@ -25,22 +24,6 @@ from .lock import RunLock
 from .preflight import check_local_files
 
 log = logging.getLogger(__name__)
-
-
-def preflight(methods: list[str], config_set: str, cfg_options: dict | None) -> dict:
-    """Every method's config loaded (keys and values checked) and its model built on the meta device, before
-    anything trains: a typo, a value its key does not allow, or a method option its constructor refuses is one
-    line now, for every method at once, not a failure logged an hour into the run. Returns name -> config."""
-    check_local_files(methods, config_set, lambda _name: cfg_options)  # all missing files in one line, first
-    cfgs = {}
-    for name in methods:
-        cfg = load_config(name, config_set, cfg_options)
-        try:
-            build_from_config(cfg, device="meta")
-        except ValueError as e:  # a method's constructor refusing an option (the message names it)
-            raise UsageError(f"{cfg.config_path}: {e}") from None
-        cfgs[name] = cfg
-    return cfgs
 
 
 def run_benchmark(methods: list[str] | None, out_dir: str | Path, data: str = "synthetic", data_root: str | None = None,

@@ -1,4 +1,5 @@
-"""Before the first method starts: every local file or folder the configs name is there, for every method at once.
+"""Before the first method starts, for every method at once: every local file or folder its config names is there
+(:func:`check_local_files`), and its config loads and builds on the meta device (:func:`preflight`).
 
 A missing BERT folder or checkpoint is known before anything trains; one :class:`CheckpointMissingError` line lists
 them all (the CLI prints it and exits 2) instead of a logged traceback per method.
@@ -10,6 +11,8 @@ from pathlib import Path
 from ..config import load_config
 from ..encoders.checkpoint import CheckpointMissingError
 from ..encoders.text import resolve_text_encoder_path
+from ..errors import UsageError
+from ..factory import build_from_config
 
 # config keys (anywhere in the model section) whose value is a local file or folder of weights / a tokenizer
 _FILE_KEY_ENDINGS = ("pretrained", "_tokenizer")
@@ -55,3 +58,19 @@ def check_local_files(methods: list[str], config_set: str, opts_for) -> None:
         listed = "; ".join(f"{p} for {', '.join(ms)}" for p, ms in found.items())
         raise CheckpointMissingError(f"{len(found)} configured local file(s) missing, nothing was started: {listed}. "
                                      f"Download them and set the keys (docs/model_zoo.md)")
+
+
+def preflight(methods: list[str], config_set: str, cfg_options: dict | None) -> dict:
+    """Every method's config loaded (keys and values checked) and its model built on the meta device, before
+    anything trains: a typo, a value its key does not allow, or a method option its constructor refuses is one
+    line now, for every method at once, not a failure logged an hour into the run. Returns name -> config."""
+    check_local_files(methods, config_set, lambda _name: cfg_options)  # all missing files in one line, first
+    cfgs = {}
+    for name in methods:
+        cfg = load_config(name, config_set, cfg_options)
+        try:
+            build_from_config(cfg, device="meta")
+        except ValueError as e:  # a method's constructor refusing an option (the message names it)
+            raise UsageError(f"{cfg.config_path}: {e}") from None
+        cfgs[name] = cfg
+    return cfgs
