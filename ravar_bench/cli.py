@@ -520,6 +520,42 @@ def cmd_demo(args, command: str) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------------- pretrain
+PRETRAIN_HELP = """Make the pretrained starting points of the tiny configs (the weights the package ships).
+
+    ravar-bench pretrain --methods all                  # every method: kept where up to date, else made
+    ravar-bench pretrain --methods x3d --force --out /tmp/w   # remake one into another folder
+
+Per method and input size it builds the tiny instance, trains it on person-centred clips of a RefAVA-Synth corpus
+with seeds of its own (actions + appearance; ravar_bench/pretraining/), and writes <method>@<size>.safetensors and
+its manifest entry (sha256, command, commit, corpus, steps, held-out pretext score). One line per file. Resumable:
+an interrupted method continues after its last finished epoch. Deterministic on a given machine and thread count.
+"""
+
+
+def add_pretrain_args(ap):
+    ap.add_argument("--methods", default="all", type=methods_text, help="'all', a family or comma-separated names")
+    ap.add_argument("--out", default=None, type=writable_folder,
+                    help="folder for the files and manifest.json (default: the package's ravar_bench/weights/tiny)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="passes over the corpus (default: the recipe's); a file made so is not the recipe's")
+    ap.add_argument("--force", action="store_true", help="remake files that are up to date")
+    ap.add_argument("--no-progress", action="store_true")
+    _add_plugins(ap)
+
+
+def cmd_pretrain(args, command: str) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .registry import load_plugins, resolve_methods
+
+    load_plugins(args.plugins)
+    methods = [m for m in resolve_methods(args.methods)]
+    from .pretraining.run import pretrain
+
+    pretrain(methods, out=args.out, progress=not args.no_progress, force=args.force, epochs=args.epochs)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- driver
 COMMANDS = {
     # name: (add_args, run, description, the tools/ script that is the same command)
@@ -530,6 +566,7 @@ COMMANDS = {
     "convert": (add_convert_args, cmd_convert, CONVERT_HELP, "convert_refava.py"),
     "detect": (add_detect_args, cmd_detect, DETECT_HELP, "precompute_detections.py"),
     "demo": (add_demo_args, cmd_demo, DEMO_HELP, "demo.py"),
+    "pretrain": (add_pretrain_args, cmd_pretrain, PRETRAIN_HELP, None),
 }
 
 

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from .config import INJECT, load_config
 from .model.head import SharedHead
 from .model.ravar_model import RavarModel
+from .pretraining.shipped import load_shipped
 from .registry import METHODS, method_info
 
 
@@ -78,6 +79,12 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
         # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/model/head.py)
         actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
+    if cfg.get("init", {}).get("weights", "scratch") == "pretrained":
+        # the tiny configs' starting point: the weights `ravar-bench pretrain` made and the package ships
+        # (ravar_bench/pretraining/); each instance loads the file made for its own input size
+        load_shipped(method, info.name, int(cfg.data.img_size))
+        if actor is not None:
+            load_shipped(actor, info.name, int(head.actor_size or cfg.data.img_size))
     return RavarModel(method, head, actor, loss=cfg.get("loss", {}))
 
 

@@ -155,3 +155,46 @@ def test_weights_load_into_both_instances_or_the_error_names_the_fix(tmp_path):
     for instance in (model.method, model.actor):
         got = instance.clip.state_dict()
         assert all(torch.equal(v, got[k]) for k, v in src.clip.state_dict().items())
+
+
+def test_the_crop_is_made_from_the_frames_as_stored_when_the_batch_has_them():
+    """head.actor_source="stored": the pixels come from ``video_full`` / ``keyframe_full`` (here 120 x 160 with
+    one lit rectangle), not from the 64 px clip (here all zeros), and are resampled to the instance's size."""
+    full = torch.zeros(1, 2, 3, 120, 160)
+    full[..., 60:90, 40:80] = 1.0  # the normalised box (0.25, 0.5, 0.5, 0.75)
+    b = {"video": torch.zeros(1, 2, 3, 64, 64), "video_full": full, "keyframe": torch.zeros(1, 3, 64, 64),
+         "keyframe_full": full[:, 1], "text": ["x"], "key": ["a___1___0"], "clip_key": ["a___1"],
+         "box": torch.tensor([[0.25, 0.5, 0.5, 0.75]])}
+    out = actor_batch(b, b["box"], expand=1.0, size=32)
+    assert out["video"].shape == (1, 2, 3, 32, 32) and out["keyframe"].shape == (1, 3, 32, 32)
+    assert out["video"][..., 2:-2, 2:-2].min().item() == pytest.approx(1.0)
+    assert out["keyframe"][..., 2:-2, 2:-2].min().item() == pytest.approx(1.0)
+    assert "video_full" not in out and "keyframe_full" not in out  # the instance reads only what it asked for
+    low = actor_batch({k: v for k, v in b.items() if not k.endswith("_full")}, b["box"], expand=1.0, size=32)
+    assert low["video"].abs().max().item() == 0.0  # without them: the clip itself
+
+
+def test_the_model_asks_for_the_stored_frames_only_with_the_stored_actor_pass():
+    m = build_from_config(load_config("x3d", "tiny", {"init.weights": "scratch"}))
+    assert "video_full" in m.needs and "keyframe_full" not in m.needs
+    clip = build_from_config(load_config("x3d", "tiny", {"init.weights": "scratch", "head.actor_source": "clip"}))
+    assert "video_full" not in clip.needs
+    single = build_from_config(load_config("clip_sam", "tiny", {"init.weights": "scratch"}))
+    assert "keyframe_full" in single.needs and "video_full" not in single.needs
+
+
+def test_the_static_control_freezes_the_stored_clip_too():
+    from ravar_bench.engine.diagnostics import KeyFrameClip
+
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        needs = frozenset({"video"})
+
+        def forward(self, batch):
+            seen.update(batch)
+            return batch
+
+    v = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(1, 3, 3, 4, 4)
+    KeyFrameClip(Probe())({"video": v, "video_full": v * 10, "clip_key": ["a___1"]})
+    assert (seen["video"] == 1.0).all() and (seen["video_full"] == 10.0).all()

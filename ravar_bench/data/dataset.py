@@ -17,9 +17,17 @@ from .refava import Instance, annotation_path, jsonl_path
 log = logging.getLogger(__name__)
 
 
+# The actor-centred pass's pixels at the resolution the frames are stored in (e.g. 160 x 120 for RefAVA-Synth):
+# a model that crops one person asks for them (RavarModel.needs), so its crop is resampled from the stored frame
+# instead of from the 64 px clip, where a person is ~26 x 8 px.
+FULL_RES = {"video_full": "video", "keyframe_full": "keyframe"}
+PIXEL_KEYS = ("video", "keyframe", *FULL_RES)
+
+
 def normalise_batch(batch: dict, mean, std) -> dict:
-    """uint8 ``video`` / ``keyframe`` of a collated batch -> float, normalised (on whatever device they are)."""
-    for k in ("video", "keyframe"):
+    """uint8 pixels (``video``, ``keyframe`` and their stored-resolution ``*_full``) of a collated batch -> float,
+    normalised (on whatever device they are)."""
+    for k in PIXEL_KEYS:
         if k in batch and batch[k].dtype == torch.uint8:
             batch[k] = normalise(batch[k], mean, std)
     return batch
@@ -141,7 +149,7 @@ class ClipDataset(torch.utils.data.Dataset):
             # that all of them score the same instances; a clip cut at the start only for those reading video
             if key < first:
                 raise ClipWindowError(f"key frame {key} lies before the movie's first frame {first}", first, key, 1)
-            if "video" in self.needs:
+            if self.needs & {"video", "video_full"}:
                 self._frame_indices(inst)
         except ClipWindowError as e:
             fix = "pass --skip-invalid to count and skip it"
@@ -171,9 +179,9 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _paths_needed(self, inst: Instance) -> list[Path]:
         idx = []
-        if "video" in self.needs:
+        if self.needs & {"video", "video_full"}:
             idx += self._frame_indices(inst)
-        if "keyframe" in self.needs:
+        if self.needs & {"keyframe", "keyframe_full"}:
             idx.append(self.layout.key_index(inst.timestamp))
         return [self.layout.path(self.frames_dir, inst.video_id, i) for i in dict.fromkeys(idx)]
 
@@ -222,27 +230,28 @@ class ClipDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.instances)
 
-    def _clip(self, inst: Instance) -> torch.Tensor:
-        ck = ("video", str(self.root), inst.clip_key, self.T, self.stride, self.size)
+    def _clip(self, inst: Instance, size="config") -> torch.Tensor:
+        """(T, 3, S, S) uint8 at ``data.img_size``; ``size=None``: the frames as stored."""
+        size = self.size if size == "config" else size
+        ck = ("video", str(self.root), inst.clip_key, self.T, self.stride, size)
         if ck in self._cache:
             return self._cache[ck]
-        hw = (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
-        clip = torch.empty((self.T, 3, *hw), dtype=torch.uint8)
         paths = [self.layout.path(self.frames_dir, inst.video_id, i) for i in self._frame_indices(inst)]
         frames = [read_frame(p) for p in paths]
         _same_size(paths, frames)
-        for k, frame in enumerate(frames):
-            clip[k] = resize_uint8(frame, self.size)
+        clip = torch.stack([frame if size is None else resize_uint8(frame, size) for frame in frames])
         if self.cache_decoded:
             self._cache[ck] = clip
         return clip
 
-    def _keyframe(self, inst: Instance) -> torch.Tensor:
-        ck = ("key", str(self.root), inst.clip_key, self.key_size)
+    def _keyframe(self, inst: Instance, size="config") -> torch.Tensor:
+        """(3, S, S) uint8 at ``data.keyframe_size``; ``size=None``: the frame as stored."""
+        size = self.key_size if size == "config" else size
+        ck = ("key", str(self.root), inst.clip_key, size)
         if ck in self._cache:
             return self._cache[ck]
-        kf = resize_uint8(read_frame(self.layout.path(self.frames_dir, inst.video_id,
-                                                      self.layout.key_index(inst.timestamp))), self.key_size)
+        kf = read_frame(self.layout.path(self.frames_dir, inst.video_id, self.layout.key_index(inst.timestamp)))
+        kf = kf if size is None else resize_uint8(kf, size)
         if self.cache_decoded:
             self._cache[ck] = kf
         return kf
@@ -284,6 +293,10 @@ class ClipDataset(torch.utils.data.Dataset):
             item["video"] = self._clip(inst)  # uint8; normalised in collate (one op per batch)
         if "keyframe" in self.needs:
             item["keyframe"] = self._keyframe(inst)
+        if "video_full" in self.needs:
+            item["video_full"] = self._clip(inst, size=None)
+        if "keyframe_full" in self.needs:
+            item["keyframe_full"] = self._keyframe(inst, size=None)
         if "detections" in self.needs:
             item["detections"] = self._dets(inst)
         return item
@@ -298,10 +311,9 @@ class ClipDataset(torch.utils.data.Dataset):
                "labels": torch.stack([it["labels"] for it in items]), "box": torch.stack([it["box"] for it in items])}
         # pixels stay uint8 here (4x less to copy between workers and to a GPU); normalise_batch() makes them
         # float where the model runs
-        if "video" in items[0]:
-            out["video"] = torch.stack([it["video"] for it in items])
-        if "keyframe" in items[0]:
-            out["keyframe"] = torch.stack([it["keyframe"] for it in items])
+        for k in PIXEL_KEYS:
+            if k in items[0]:
+                out[k] = torch.stack([it[k] for it in items])
         if "detections" in items[0]:
             d = [it["detections"] for it in items]
             out["detections"] = {k: torch.stack([x[k] for x in d]) for k in ("boxes", "scores", "mask", "cat_ids")}

@@ -115,10 +115,11 @@ class KeyFrameClip(torch.nn.Module):
         self.needs = model.needs
 
     def forward(self, batch: dict):
-        v = batch["video"]
-        k = v.shape[1] // 2
-        batch = dict(batch, video=v[:, k:k + 1].expand_as(v).contiguous(),
-                     clip_key=[f"{c}#static" for c in batch["clip_key"]])
+        batch = dict(batch, clip_key=[f"{c}#static" for c in batch["clip_key"]])
+        for key in ("video", "video_full"):  # the actor pass's stored-resolution clip too
+            if key in batch:
+                v = batch[key]
+                batch[key] = v[:, v.shape[1] // 2:v.shape[1] // 2 + 1].expand_as(v).contiguous()
         return self.model(batch)
 
 

@@ -51,7 +51,21 @@ def train_digest(cfg) -> str:
     evaluation settings re-scores the existing model instead of retraining it."""
     d = _plain(cfg.to_dict())
     d.pop("eval", None)
+    if d.get("init", {}).get("weights") == "pretrained":  # the starting point decides the weights too
+        d["init"]["files"] = shipped_digests(cfg)
     return _sha(d)
+
+
+def shipped_digests(cfg) -> dict:
+    """sha256 of each shipped pretrained file the config's instances start from (by the package's manifest)."""
+    from ..pretraining.shipped import file_name, read_manifest
+
+    files = read_manifest()["files"]
+    sizes = {int(cfg.data.img_size)}
+    if cfg.get("head", {}).get("actor_pass"):
+        sizes.add(int(cfg.head.get("actor_size") or cfg.data.img_size))
+    names = [file_name(cfg.model["type"], s) for s in sorted(sizes)]
+    return {n: files.get(n, {}).get("sha256", "missing") for n in names}
 
 
 @functools.lru_cache(maxsize=None)

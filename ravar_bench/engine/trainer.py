@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.ava import NUM_CLASSES
 from ..data.dataset import ClipDataset, loader_kwargs, normalise_batch
 from ..encoders.frozen_cache import frozen_caches
 from ..errors import UsageError
@@ -41,6 +42,14 @@ log = logging.getLogger(__name__)
 
 class Interrupted(RuntimeError):
     """Raised by ``stop_after_epoch`` (tests simulate a kill with it)."""
+
+
+def label_prior(instances) -> torch.Tensor:
+    """Each AVA class's share among the training instances (80,)."""
+    counts = torch.zeros(NUM_CLASSES)
+    for inst in instances:
+        counts[[a - 1 for a in inst.actions]] += 1
+    return counts / max(1, len(instances))
 
 
 def seed_everything(seed: int) -> None:
@@ -180,7 +189,9 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     caches = frozen_caches(model)
     if caches:
         # + the resolved precision: "auto" is fp32 on a CPU and bf16 on a GPU, and the frozen tower's outputs differ
-        fp = hashlib.sha1(f"{cfg.pretty_text}|{seed}|{source.identity}|{prec.name}".encode()).hexdigest()[:12]
+        # + the starting point's files: a frozen tower's weights come from them under init.weights="pretrained"
+        starts = ",".join(r["sha256"] for r in model.loaded_weights)
+        fp = hashlib.sha1(f"{cfg.pretty_text}|{seed}|{source.identity}|{prec.name}|{starts}".encode()).hexdigest()[:12]
         for cname, cache in caches:
             cache.enabled = cache.enabled and bool(cfg.train.get("cache_frozen", True))
             if cache.enabled:
@@ -190,6 +201,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
         fwd = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     tc = cfg.train
+    if tc.get("prior_bias", False):  # the classifier starts at the training labels' prior (SharedHead.init_prior)
+        model.head.init_prior(label_prior(source.splits["train"]))
     gen = torch.Generator().manual_seed(seed)
     _, train_loader = make_loader(source, "train", cfg, needs, shuffle=True, generator=gen,
                                   skip_missing_frames=skip_missing_frames)

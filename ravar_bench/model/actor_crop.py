@@ -53,7 +53,8 @@ def boxes_into(boxes: torch.Tensor, squares: torch.Tensor) -> tuple[torch.Tensor
 
 def actor_batch(batch: dict, boxes: torch.Tensor, expand: float = EXPAND, size: int | None = None) -> dict:
     """``batch`` seen through a square around ``boxes`` (B, 4): the clip and key frame cropped and resampled to
-    ``size`` px (default: their own sizes; the actor instance is built for it), detections and the true box moved
+    ``size`` px (default: their own sizes; the actor instance is built for it), cropped from ``video_full`` /
+    ``keyframe_full`` (the frames as stored) where the batch holds them, detections and the true box moved
     into the crop (detections left outside are masked), and ``clip_key`` naming the crop, so that a frozen-feature
     cache (ravar_bench/encoders/frozen_cache.py) never serves the whole clip's features for it.
 
@@ -76,7 +77,12 @@ def actor_batch(batch: dict, boxes: torch.Tensor, expand: float = EXPAND, size: 
             out[k] = v.to(batch[k].device)
     for k in ("video", "keyframe"):
         if k in batch:
-            out[k] = crop_frames(batch[k], squares.to(batch[k].device), size)
+            # from the frames as stored when the batch has them (a person is ~65 px tall in a 160 x 120 frame,
+            # ~26 px in the 64 px clip), resampled to the size the method's instance is built for
+            src = batch.get(f"{k}_full", batch[k])
+            out[k] = crop_frames(src, squares.to(src.device), size or batch[k].shape[-1])
+    for k in ("video_full", "keyframe_full"):
+        out.pop(k, None)
     if "detections" in batch:
         dets = dict(batch["detections"])
         dets["boxes"], inside = boxes_into(dets["boxes"], squares)

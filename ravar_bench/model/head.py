@@ -44,7 +44,8 @@ class SharedHead(nn.Module):
     Why: a box regressed from one pooled vector was not learned in the tiny budget by any family, while
     choosing where the sentence points is (benchmarks/default_levers.md).
     ``actor_pass``: the classifier also reads the feature of :class:`RavarModel`'s actor-centred second pass
-    (``actor_size``: the side of that pass's crop in px; None: the clip's size).
+    (``actor_size``: the side of that pass's crop in px; None: the clip's size; ``actor_source="stored"``: cropped
+    from the frames at the resolution they are stored in, ``"clip"``: from the clip the whole-clip pass reads).
 
     Args:
         in_dim: the method's pooled feature size (``Method.feat_dim``).
@@ -56,7 +57,7 @@ class SharedHead(nn.Module):
         map_dim: channels of the method's spatial map (candidate mode; 0: none).
         cand_hidden: width of the candidate scorer.
         select_weight: weight of the candidate-selection cross-entropy.
-        actor_pass, actor_size: the actor-centred second pass (above).
+        actor_pass, actor_size, actor_source: the actor-centred second pass (above).
 
     ``forward`` returns ``{"logits", "boxes", "select_loss"}`` (the selection loss: candidate mode in training with
     ``gt_boxes``, else None); :class:`ravar_bench.model.ravar_model.RavarModel` adds it to the loss terms.
@@ -65,8 +66,11 @@ class SharedHead(nn.Module):
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,
                  box_activation: str = "sigmoid", num_classes: int = NUM_CLASSES, box_mode: str = "regress",
                  map_dim: int = 0, cand_hidden: int = 64, select_weight: float = 1.0, actor_pass: bool = False,
-                 actor_size: int | None = None):
+                 actor_size: int | None = None, actor_source: str = "stored"):
         super().__init__()
+        if actor_source not in ("stored", "clip"):
+            raise ValueError(f"head.actor_source must be 'stored' or 'clip', got {actor_source!r}")
+        self.actor_source = actor_source
         if box_activation not in ("sigmoid", "none"):
             raise ValueError(f"head.box_activation must be 'sigmoid' or 'none', got {box_activation!r}")
         if box_mode not in ("regress", "candidates"):
@@ -92,6 +96,17 @@ class SharedHead(nn.Module):
                 self.region_norm = nn.LayerNorm(self.map_dim)
                 self.region_k = nn.Linear(self.map_dim, cand_hidden)
                 self.region_q = nn.Linear(in_dim, cand_hidden)
+
+    @torch.no_grad()
+    def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> None:
+        """The classifier's output bias set to the logit of each class's share in the training labels, so that the
+        first steps start from the label prior instead of spending them learning it (the prior-probability
+        initialisation of Lin et al., "Focal Loss", ICCV 2017). ``prior``: (num_classes,) shares in [0, 1]."""
+        last = self.cls[-1]
+        if prior.shape != last.bias.shape:
+            raise ValueError(f"init_prior: {tuple(prior.shape)} shares for a classifier of {last.bias.shape[0]} classes")
+        p = prior.to(last.bias).clamp(eps, 1 - eps)
+        last.bias.copy_(torch.log(p) - torch.log1p(-p))
 
     def forward(self, feats: torch.Tensor, detections: dict | None = None,
                 spatial_map: torch.Tensor | None = None, gt_boxes: torch.Tensor | None = None,

@@ -35,14 +35,16 @@ class RavarModel(nn.Module):
     @property
     def loaded_weights(self) -> list[dict]:
         """Per weights file loaded into the method: {file, sha256, layout, set, total} (tensors of the module it was
-        loaded into that the file set, of its total), for the result row. The actor instance loads the same files."""
-        return loaded_weights(self.method)
+        loaded into that the file set, of its total), for the result row; the actor instance's files after the method's."""
+        return loaded_weights(self.method) + (loaded_weights(self.actor) if self.actor is not None else [])
 
     @property
     def needs(self) -> frozenset:
         needs = self.method.needs | ({"detections"} if self.head.box_mode == "candidates" else set())
         # the actor pass reads its fixed sentence's features, where the method reads frozen text features
         reads_frozen_text = bool(needs & {"text_emb", "text_tokens"})
+        if self.head.actor_pass and self.head.actor_source == "stored":  # crop from the frames as stored
+            needs |= {f"{k}_full" for k in ("video", "keyframe") if k in needs}
         return frozenset(needs | ({"actor_text"} if self.head.actor_pass and reads_frozen_text else set()))
 
     def _check(self, feats: torch.Tensor) -> None:

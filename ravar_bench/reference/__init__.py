@@ -12,6 +12,7 @@ from pathlib import Path
 # The folder holding the ``ravar_bench`` package: the repository root in a checkout (or an editable install),
 # site-packages in a regular install (where git finds no repository and provenance says "unknown").
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # ravar_bench/ (its shipped weights live in weights/)
 
 _HERE = resources.files("ravar_bench").joinpath("reference")
 

@@ -1,0 +1,37 @@
+"""The pretraining corpus: RefAVA-Synth movies from seeds of their own, read as person-centred clips.
+
+Disjoint from every benchmark split: the benchmark draws its movies from the seed streams "<seed>-<split>-<i>"
+of data seeds 0, 1, ...; the corpus uses :data:`CORPUS_SEED` (1000), whose streams no benchmark seed reaches.
+No referring task is read from it: the sentence every clip carries is replaced by one fixed sentence (the actor
+pass's, ``model.actor_crop.ACTOR_SENTENCE``), and the clip is cropped around its person's true box, so nothing
+singles out one person of a scene.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..data.synthetic import GENERATOR_VERSION, SynthConfig
+from .pretext import attribute_targets
+
+CORPUS_SEED = 1000
+# 96 train movies (~1,500 person clips) and 12 held-out ones for the pretext score; the test split is not read
+# (one movie, because every split of a release must hold something)
+CORPUS = SynthConfig(seed=CORPUS_SEED, train_movies=96, val_movies=12, test_movies=1)
+
+
+def corpus_record(cfg: SynthConfig = CORPUS) -> dict:
+    from dataclasses import asdict
+
+    return {"generator_version": GENERATOR_VERSION, "synth": asdict(cfg), "digest": cfg.digest()}
+
+
+def attribute_table(root) -> dict[str, list[int]]:
+    """Instance key -> the pretext's attribute classes, from the generator's attributes.json."""
+    fields = json.loads((root / "attributes.json").read_text())
+    return {k: attribute_targets(v) for k, v in fields.items()}
+
+
+def attrs_of(batch: dict, table: dict) -> torch.Tensor:
+    return torch.tensor([table[k] for k in batch["key"]], dtype=torch.long)

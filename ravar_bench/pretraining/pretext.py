@@ -1,0 +1,80 @@
+"""The pretext task: what a tiny tower learns before the benchmark, from labels the generator gives for free.
+
+Chosen before any run (README, "Starting points"), by one rule: the targets are what the benchmark's criteria ask
+a tower to see in ONE person, and nothing that singles a person out among others (no referring):
+- the person's atomic actions (80-way multi-label, as Kinetics pretraining teaches actions; the generator's pose,
+  limb motion, props and interactions decide them);
+- the person's appearance as the generator drew it (formula-driven labels, as FractalDB): shirt colour, trousers
+  colour, headwear (hat colour / hair colour / none) and noun (man, woman, ...), each a classification.
+Relative attributes (position, "tall" / "short") are left out: they exist only against the other people of a scene.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.ava import NUM_CLASSES
+from ..data.synthetic import COLOURS, HAIR, TROUSERS
+
+NOUNS = ("man", "woman", "boy", "girl", "old man", "old woman")
+HEADWEAR = tuple(f"a {c} hat" for c in ("red", "blue", "black", "white", "yellow")) + tuple(
+    f"{c} hair" for c in sorted(HAIR)) + ("no hair",)
+# attribute -> its classes (the generator's own vocabularies, in a fixed order)
+GROUPS = {"shirt": tuple(sorted(COLOURS)), "trousers": tuple(sorted(TROUSERS)), "headwear": HEADWEAR, "noun": NOUNS}
+
+
+def n_outputs() -> int:
+    return NUM_CLASSES + sum(len(v) for v in GROUPS.values())
+
+
+def attribute_targets(fields: dict) -> list[int]:
+    """The class index of each group for one person's generator fields (``data.synthetic.reference_fields``)."""
+    out = []
+    for g, classes in GROUPS.items():
+        if fields.get(g) not in classes:
+            raise ValueError(f"pretext: attribute {g}={fields.get(g)!r} is not one of the generator's {classes}")
+        out.append(classes.index(fields[g]))
+    return out
+
+
+class PretextHead(nn.Module):
+    """One linear layer from the method's pooled feature to the 80 action logits and each group's logits."""
+
+    def __init__(self, feat_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(feat_dim)  # methods' features differ in scale by orders of magnitude
+        self.fc = nn.Linear(feat_dim, n_outputs())
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(feats))
+
+
+def split_logits(logits: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    acts, rest = logits[:, :NUM_CLASSES], logits[:, NUM_CLASSES:]
+    groups = list(torch.split(rest, [len(v) for v in GROUPS.values()], dim=1))
+    return acts, groups
+
+
+def pretext_loss(logits: torch.Tensor, actions: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    """BCE over the 80 actions + the mean cross-entropy of the attribute groups (``attrs``: (B, groups) long)."""
+    acts, groups = split_logits(logits)
+    ce = sum(F.cross_entropy(g, attrs[:, k]) for k, g in enumerate(groups)) / len(groups)
+    return F.binary_cross_entropy_with_logits(acts, actions) + ce
+
+
+def pretext_score(logits: np.ndarray, actions: np.ndarray, attrs: np.ndarray) -> dict:
+    """Held-out score: action mAP (mean over the classes present, in %) beside the constant predictor's
+    (each class's share), and each attribute group's accuracy beside its majority class's."""
+    from ..scoring.metrics import average_precision_per_class
+
+    acts, groups = split_logits(torch.from_numpy(logits))
+    present = actions.sum(0) > 0
+    ap = average_precision_per_class(acts.numpy()[:, present], actions[:, present])
+    out = {"action_mAP": round(100 * float(np.nanmean(ap)), 2),
+           "action_mAP_chance": round(100 * float(actions[:, present].mean(0).mean()), 2)}
+    for k, (g, lg) in enumerate(zip(GROUPS, groups)):
+        out[f"{g}_acc"] = round(100 * float((lg.argmax(1).numpy() == attrs[:, k]).mean()), 2)
+        out[f"{g}_acc_chance"] = round(100 * float(np.bincount(attrs[:, k]).max() / len(attrs)), 2)
+    return out

@@ -1,0 +1,212 @@
+"""``ravar-bench pretrain``: the same recipe for every tiny method's instance at each input size it is built for.
+
+Recipe (one for all, fixed before the runs): the method's tiny instance (its trainable parts train, its frozen
+parts stay as the benchmark freezes them) reads person-centred clips of the pretraining corpus (cropped around the
+true box from the frames as stored, resampled to the instance's input size: exactly what the actor pass feeds it)
+with the actor pass's fixed sentence, and :class:`PretextHead` predicts the person's actions and appearance
+(:mod:`.pretext`). AdamW (lr 2e-3, weight decay 0.01), batch 16, linear warm-up over 10% of the steps then linear
+decay to zero, gradient clipping at 1.0, :data:`EPOCHS` passes over the corpus, seed 0. The held-out score is
+computed on the corpus's own val movies. Deterministic for a given machine and thread count; resumable after
+every epoch (``OUT/.partial/``); a file whose manifest entry matches the current code's recipe is kept.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import load_config
+from ..data.dataset import normalise_batch
+from ..errors import UsageError
+from ..factory import actor_config, model_kwargs
+from ..files.atomic import atomic_write
+from ..model.actor_crop import ACTOR_SENTENCE, actor_batch
+from ..registry import METHODS
+from .corpus import CORPUS, attribute_table, attrs_of, corpus_record
+from .pretext import PretextHead, pretext_loss, pretext_score
+from .shipped import WEIGHTS_DIR, architecture, file_name, read_manifest, remake_command, save_shipped
+
+log = logging.getLogger(__name__)
+
+EPOCHS = 10
+RECIPE = dict(epochs=EPOCHS, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_ratio=0.1, grad_clip=1.0, seed=0)
+TEXT_KEYS = ("text_emb", "text_tokens", "text_mask")
+
+
+def sizes_of(cfg) -> list[int]:
+    """The input sizes a tiny config builds instances for: the clip's, and the actor pass's crop when it differs."""
+    sizes = [int(cfg.data.img_size)]
+    head = cfg.get("head", {})
+    if head.get("actor_pass") and head.get("actor_size") and int(head["actor_size"]) not in sizes:
+        sizes.append(int(head["actor_size"]))
+    return sizes
+
+
+def reads_pixels(cfg) -> bool:
+    cls = METHODS.get(cfg.model["type"])
+    return bool(set(cls.needs) & {"video", "keyframe"})
+
+
+def instance_config(name: str, size: int, cfg_options: dict | None = None):
+    cfg = load_config(name, "tiny", {**(cfg_options or {}), "init.weights": "scratch"})
+    return cfg, actor_config(cfg, size if size != cfg.data.img_size else None)
+
+
+def _batches(model_needs, loader, text_cache, cfg, size, table):
+    for batch in loader:
+        if not batch["key"]:
+            continue
+        batch["text"] = [ACTOR_SENTENCE] * len(batch["key"])
+        text_cache.add_to_batch(batch, model_needs)
+        batch["actor_text"] = {k: batch[k] for k in TEXT_KEYS if k in batch}
+        batch = normalise_batch(batch, cfg.data.mean, cfg.data.std)
+        crop = actor_batch(batch, batch["box"], size=size)
+        yield crop, batch["labels"], attrs_of(batch, table)
+
+
+def _forward(method, head, crop):
+    method.spatial_map = None
+    method.aux_loss = None
+    return head(method(crop))
+
+
+@torch.no_grad()
+def _score(method, head, loader, needs, text_cache, cfg, size, table) -> dict:
+    method.eval()
+    head.eval()
+    logits, acts, attrs = [], [], []
+    for crop, y, a in _batches(needs, loader, text_cache, cfg, size, table):
+        logits.append(_forward(method, head, crop).float().numpy())
+        acts.append(y.numpy())
+        attrs.append(a.numpy())
+    return pretext_score(np.concatenate(logits), np.concatenate(acts), np.concatenate(attrs))
+
+
+def recipe_entry(name: str, size: int) -> dict:
+    return {"recipe": RECIPE, "corpus": corpus_record(), "command": remake_command(name), "size": size}
+
+
+def up_to_date(name: str, size: int, method, folder: Path) -> bool:
+    entry = read_manifest(folder)["files"].get(file_name(name, size))
+    return bool(entry) and (folder / file_name(name, size)).is_file() and entry.get("recipe") == RECIPE and \
+        entry.get("corpus") == corpus_record() and entry.get("architecture") == architecture(method)
+
+
+def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: bool = True,
+                 force: bool = False, epochs: int | None = None, code: dict | None = None) -> dict | None:
+    """Pretrain ``name``'s instance for ``size`` px; returns its manifest entry (None: kept, already up to date)."""
+    from tqdm import tqdm
+
+    from ..engine.trainer import make_loader, seed_everything
+
+    base_cfg, cfg = instance_config(name, size)
+    seed_everything(RECIPE["seed"])
+    method = METHODS.get(name)(**model_kwargs(cfg))
+    if not force and epochs is None and up_to_date(name, size, method, out):
+        return None
+    epochs = int(epochs or RECIPE["epochs"])
+    head = PretextHead(method.feat_dim)
+    needs = set(method.needs) | {f"{k}_full" for k in ("video", "keyframe") if k in method.needs}
+    table = attribute_table(source.root)
+    data_cfg = base_cfg.copy()  # the clip as the benchmark's data config decodes it; the crop is made from *_full
+    data_cfg.train.batch_size = RECIPE["batch_size"]
+    gen = torch.Generator().manual_seed(RECIPE["seed"])
+    _, train_loader = make_loader(source, "train", data_cfg, needs, shuffle=True, generator=gen)
+    _, val_loader = make_loader(source, "val", data_cfg, needs, shuffle=False)
+    params = [p for p in list(method.parameters()) + list(head.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
+    total = epochs * len(train_loader)
+    from transformers import get_linear_schedule_with_warmup
+
+    sched = get_linear_schedule_with_warmup(opt, int(RECIPE["warmup_ratio"] * total), total)
+    partial = out / ".partial" / f"{file_name(name, size)}.pt"
+    start, spent = 0, 0.0
+    if partial.is_file() and not force:
+        st = torch.load(partial, weights_only=True)
+        if st.get("epochs") == epochs and st.get("architecture") == architecture(method):
+            method.load_state_dict(st["method"])
+            head.load_state_dict(st["head"])
+            opt.load_state_dict(st["opt"])
+            sched.load_state_dict(st["sched"])
+            gen.set_state(st["gen"])
+            torch.set_rng_state(st["torch_rng"])
+            start, spent = int(st["epoch"]), float(st["seconds"])
+            log.info("%s@%d: resuming pretraining after epoch %d", name, size, start)
+    bar = tqdm(total=total, initial=start * len(train_loader), desc=f"pretrain {name}@{size}", unit="step",
+               disable=not progress, leave=False)
+    for epoch in range(start, epochs):
+        method.train()
+        head.train()
+        t0 = time.time()
+        for crop, y, a in _batches(needs, train_loader, text_cache, base_cfg, size, table):
+            loss = pretext_loss(_forward(method, head, crop), y, a)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"pretrain {name}@{size}: non-finite loss at epoch {epoch + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, RECIPE["grad_clip"])
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        spent += time.time() - t0
+        state = {"method": method.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict(), "gen": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                 "epoch": epoch + 1, "epochs": epochs, "seconds": spent, "architecture": architecture(method)}
+        atomic_write(partial, lambda tmp: torch.save(state, tmp))
+    bar.close()
+    score = _score(method, head, val_loader, needs, text_cache, base_cfg, size, table)
+    entry = {**recipe_entry(name, size), "recipe": {**RECIPE, "epochs": epochs}, "steps": total,
+             "train_seconds": round(spent, 1), "threads": torch.get_num_threads(), "pretext_val": score,
+             **(code or {})}
+    save_shipped(method, name, size, entry, out)
+    partial.unlink(missing_ok=True)
+    return entry
+
+
+def describe(name: str, size: int, entry: dict) -> str:
+    s = entry["pretext_val"]
+    attrs = ", ".join(f"{g} {s[f'{g}_acc']:.1f}% ({s[f'{g}_acc_chance']:.1f})" for g in ("shirt", "trousers",
+                                                                                          "headwear", "noun"))
+    return (f"{name}@{size}: pretext (held-out) action mAP {s['action_mAP']:.1f} (constant predictor "
+            f"{s['action_mAP_chance']:.1f}); accuracy (majority class) {attrs}; {entry['steps']} steps, "
+            f"{entry['train_seconds']:.0f} s; sha256 {entry.get('sha256', '?')[:12]}")
+
+
+def pretrain(methods: list[str], out: str | Path | None = None, progress: bool = True, force: bool = False,
+             epochs: int | None = None, cache_dir: str | None = None, echo=print) -> dict:
+    """Pretrain every (method, size) of ``methods``' tiny configs; one line per file (made or kept)."""
+    from ..engine.data_source import open_source
+    from ..engine.provenance import code_version
+    from ..engine.text_cache import TextFeatureCache
+
+    out = Path(out) if out is not None else WEIGHTS_DIR
+    jobs = []
+    for name in methods:
+        cfg = load_config(name, "tiny", {"init.weights": "scratch"})
+        if not reads_pixels(cfg):
+            echo(f"{name}: reads no pixels, nothing to pretrain (starts from its own initialisation)")
+            continue
+        jobs += [(name, size) for size in sizes_of(load_config(name, "tiny"))]
+    if not jobs:
+        raise UsageError("pretrain: none of the methods reads pixels")
+    source = open_source("synthetic", synth=CORPUS, progress=progress, cache_dir=cache_dir)
+    text_cache = TextFeatureCache(dict(load_config(jobs[0][0], "tiny").text_encoder))
+    code = {k: v for k, v in code_version().items() if k in ("git_commit", "git_dirty")}
+    made = {}
+    for name, size in jobs:
+        entry = pretrain_one(name, size, source, text_cache, out, progress, force, epochs, code)
+        if entry is None:
+            entry = read_manifest(out)["files"][file_name(name, size)]
+            echo(describe(name, size, entry) + " (kept: up to date)")
+        else:
+            entry = read_manifest(out)["files"][file_name(name, size)]
+            echo(describe(name, size, entry))
+        made[file_name(name, size)] = entry
+    return made
+
+
+__all__ = ["pretrain", "pretrain_one", "RECIPE", "EPOCHS", "sizes_of"]

@@ -1,0 +1,196 @@
+"""The pretrained starting points of the tiny configs (ravar_bench/pretraining/): the shipped files fit today's
+tiny architectures, their manifest says what made them, a wrong file is refused naming the command that remakes
+it, a short pretraining runs, resumes where it stopped, and the benchmark's instances start from the files."""
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+
+from ravar_bench.config import load_config
+from ravar_bench.encoders.checkpoint import CheckpointError
+from ravar_bench.factory import build_from_config, build_method
+from ravar_bench.pretraining import run as P
+from ravar_bench.pretraining.shipped import (
+    WEIGHTS_DIR,
+    check_fits,
+    file_name,
+    load_shipped,
+    read_manifest,
+    save_shipped,
+)
+from ravar_bench.registry import resolve_methods
+
+MAX_BYTES = 40 * 2 ** 20  # the issue's ceiling for the whole shipped set
+
+
+def _jobs():
+    out = []
+    for name in resolve_methods("all"):
+        cfg = load_config(name, "tiny")
+        if P.reads_pixels(cfg):
+            out += [(name, s) for s in P.sizes_of(cfg)]
+    return out
+
+
+def _instance(name, size, device="meta"):
+    from ravar_bench.factory import model_kwargs
+    from ravar_bench.registry import METHODS
+
+    _, cfg = P.instance_config(name, size)
+    with torch.device(device):
+        return METHODS.get(name)(**model_kwargs(cfg))
+
+
+@pytest.mark.parametrize("name,size", _jobs())
+def test_every_shipped_file_fits_the_current_tiny_architecture(name, size):
+    """A method whose tiny architecture changed without its weights being remade fails here, with the command."""
+    try:
+        check_fits(_instance(name, size), name, size)
+    except CheckpointError as e:
+        pytest.fail(f"{name}@{size}: {e}")
+
+
+def test_the_manifest_records_what_made_each_file_and_the_set_is_small():
+    man = read_manifest()["files"]
+    jobs = _jobs()
+    assert sorted(man) == sorted(file_name(n, s) for n, s in jobs), "a shipped file without a manifest entry or the reverse"
+    total = 0
+    for fname, e in man.items():
+        path = WEIGHTS_DIR / fname
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == e["sha256"], f"{fname}: sha256 differs from the manifest"
+        assert e["command"] == f"ravar-bench pretrain --methods {e['method']}" and e["recipe"] == P.RECIPE, fname
+        assert e["corpus"]["generator_version"] and e["corpus"]["synth"]["seed"] == 1000 and e["steps"] > 0
+        assert len(e["git_commit"]) == 40 and e["pretext_val"]["action_mAP"] > 0, fname
+        total += path.stat().st_size
+    assert total <= MAX_BYTES, f"the shipped weights take {total / 2 ** 20:.1f} MiB, more than 40"
+
+
+def test_the_pretext_learned_more_than_the_constant_predictor():
+    """The held-out pretext scores show the towers learned the renderer: every file's action mAP above the
+    constant predictor's, and its shirt colour read better than the majority class."""
+    for fname, e in read_manifest()["files"].items():
+        s = e["pretext_val"]
+        assert s["action_mAP"] > s["action_mAP_chance"] + 5, (fname, s)
+        assert s["shirt_acc"] > s["shirt_acc_chance"], (fname, s)
+
+
+def test_the_benchmark_instances_start_from_the_shipped_files():
+    model = build_method("x3d", "tiny")
+    man = read_manifest()["files"]
+    got = {r["file"].rsplit("/", 1)[-1]: r for r in model.loaded_weights}
+    assert set(got) == {"x3d@64.safetensors", "x3d@32.safetensors"}  # the whole-clip instance and the actor's
+    for fname, rec in got.items():
+        assert rec["sha256"] == man[fname]["sha256"] and rec["set"] == rec["total"]
+    from safetensors.torch import load_file
+
+    sd = load_file(str(WEIGHTS_DIR / "x3d@64.safetensors"))
+    own = model.method.state_dict()
+    for k, v in sd.items():
+        assert torch.equal(own[k], v.to(own[k].dtype)), k
+    scratch = build_method("x3d", "tiny", {"init.weights": "scratch"})
+    assert scratch.loaded_weights == []
+    assert not torch.equal(scratch.method.state_dict()[next(iter(sd))], own[next(iter(sd))])
+
+
+def test_a_file_of_another_architecture_is_refused_with_the_command(tmp_path):
+    folder = tmp_path / "w"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "x3d@64.safetensors"
+    sd = load_file(str(path))
+    key = next(k for k, v in sd.items() if v.dim() == 4 or v.dim() == 5)
+    sd[key] = torch.zeros(*sd[key].shape[:-1], sd[key].shape[-1] + 1, dtype=sd[key].dtype)
+    save_file(sd, str(path))
+    with pytest.raises(CheckpointError, match=r"x3d: .*do not fit the current tiny architecture at 64 px.*"
+                                              r"ravar-bench pretrain --methods x3d"):
+        load_shipped(_instance("x3d", 64, "cpu"), "x3d", 64, folder)
+    (folder / "x3d@64.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="do not exist; remake them with `ravar-bench pretrain --methods x3d`"):
+        check_fits(_instance("x3d", 64), "x3d", 64, folder)
+
+
+def test_a_missing_file_stops_the_cli_before_training(tmp_path, monkeypatch, capsys):
+    """Exit code 2 with one line, before anything trains."""
+    from ravar_bench import cli
+    from ravar_bench.pretraining import shipped
+
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr(shipped.load_shipped, "__defaults__", (tmp_path / "none",))
+    monkeypatch.setattr(shipped.check_fits, "__defaults__", (tmp_path / "none",))
+    rc = cli.main(["run", "--methods", "x3d", "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress",
+                   "--synth-movies", "2,1,1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "ravar-bench pretrain --methods x3d" in err[0], err
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def _source_at(root):
+    from ravar_bench.data.refava import load_split
+    from ravar_bench.engine.data_source import DataSource
+    from ravar_bench.engine.provenance import data_identity
+
+    src = DataSource(root, "synthetic")
+    for split in ("train", "val", "test"):
+        src.splits[split] = load_split(root, split)[0]
+    src.provenance = data_identity("synthetic", root)
+    return src
+
+
+def test_a_short_pretraining_runs_writes_its_manifest_and_resumes_where_it_stopped(tiny_synth_root, tmp_path,
+                                                                                    monkeypatch):
+    from ravar_bench.engine.text_cache import TextFeatureCache
+
+    src = _source_at(tiny_synth_root)
+    tc = TextFeatureCache(dict(load_config("x3d", "tiny").text_encoder))
+    whole = tmp_path / "whole"
+    e = P.pretrain_one("x3d", 32, src, tc, whole, progress=False, epochs=2, code={"git_commit": "0" * 40})
+    assert e["steps"] == 2 * -(-len(src.splits["train"]) // 16) and e["pretext_val"]["action_mAP"] >= 0
+    man = read_manifest(whole)["files"]["x3d@32.safetensors"]
+    assert man["sha256"] == hashlib.sha256((whole / "x3d@32.safetensors").read_bytes()).hexdigest()
+    assert not (whole / ".partial").exists() or not any((whole / ".partial").iterdir())
+    # interrupted in the second epoch: the rerun continues after epoch 1 and ends with the same weights
+    calls = {"n": 0}
+    real = P.pretext_loss
+    steps_per_epoch = e["steps"] // 2
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == steps_per_epoch + 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(P, "pretext_loss", failing)
+    with pytest.raises(KeyboardInterrupt):
+        P.pretrain_one("x3d", 32, src, tc, cut, progress=False, epochs=2, code={"git_commit": "0" * 40})
+    assert (cut / ".partial" / "x3d@32.safetensors.pt").is_file() and not (cut / "x3d@32.safetensors").exists()
+    monkeypatch.setattr(P, "pretext_loss", real)
+    again = P.pretrain_one("x3d", 32, src, tc, cut, progress=False, epochs=2, code={"git_commit": "0" * 40})
+    assert again["pretext_val"] == e["pretext_val"]
+    assert (cut / "x3d@32.safetensors").read_bytes() == (whole / "x3d@32.safetensors").read_bytes()
+
+
+def test_save_and_load_round_trip_in_fp16(tmp_path):
+    m = _instance("x3d", 32, "cpu")
+    save_shipped(m, "x3d", 32, {"note": "test"}, tmp_path)
+    fresh = _instance("x3d", 32, "cpu")
+    rec = load_shipped(fresh, "x3d", 32, tmp_path)
+    assert rec["set"] == len(m.state_dict())
+    for k, v in m.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(fresh.state_dict()[k], v.half().to(v.dtype)), k
+    assert json.loads((tmp_path / "manifest.json").read_text())["files"]["x3d@32.safetensors"]["note"] == "test"
+
+
+def test_the_prior_bias_puts_the_untrained_classifier_at_the_label_prior():
+    cfg = load_config("x3d", "tiny", {"init.weights": "scratch"})
+    model = build_from_config(cfg)
+    prior = torch.zeros(80)
+    prior[[11, 13, 79]] = torch.tensor([0.6, 0.3, 0.05])
+    model.head.init_prior(prior)
+    bias = model.head.cls[-1].bias
+    assert torch.allclose(torch.sigmoid(bias[[11, 13, 79]]), prior[[11, 13, 79]], atol=1e-6)
+    assert torch.sigmoid(bias[0]).item() == pytest.approx(1e-3, rel=1e-3)  # an absent class: the floor
