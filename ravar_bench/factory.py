@@ -11,9 +11,9 @@ import torch
 from mmengine.config import Config
 
 from .config import INJECT, load_config
+from .encoders.shipped_weights import load_shipped
 from .model.head import SharedHead
 from .model.ravar_model import RavarModel
-from .pretraining.shipped import load_shipped
 from .registry import METHODS, method_info
 
 

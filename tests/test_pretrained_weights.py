@@ -10,9 +10,7 @@ import torch
 
 from ravar_bench.config import load_config
 from ravar_bench.encoders.checkpoint import CheckpointError
-from ravar_bench.factory import build_from_config, build_method
-from ravar_bench.pretraining import run as P
-from ravar_bench.pretraining.shipped import (
+from ravar_bench.encoders.shipped_weights import (
     WEIGHTS_DIR,
     check_fits,
     file_name,
@@ -20,6 +18,8 @@ from ravar_bench.pretraining.shipped import (
     read_manifest,
     save_shipped,
 )
+from ravar_bench.factory import build_from_config, build_method
+from ravar_bench.pretraining import run as P
 from ravar_bench.registry import resolve_methods
 
 MAX_BYTES = 40 * 2 ** 20  # the issue's ceiling for the whole shipped set
@@ -115,7 +115,7 @@ def test_a_file_of_another_architecture_is_refused_with_the_command(tmp_path):
 def test_a_missing_file_stops_the_cli_before_training(tmp_path, monkeypatch, capsys):
     """Exit code 2 with one line, before anything trains."""
     from ravar_bench import cli
-    from ravar_bench.pretraining import shipped
+    from ravar_bench.encoders import shipped_weights as shipped
 
     monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "none")
     monkeypatch.setattr(shipped.load_shipped, "__defaults__", (tmp_path / "none",))

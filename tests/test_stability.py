@@ -111,10 +111,18 @@ def test_default_budget_criteria_on_hand_made_runs(tmp_path):
         m, _, tag = name.partition("__")
         np.savez_compressed(tmp_path / "predictions" / f"{m}__test__seed0{'__' + tag if tag else ''}.npz",
                             keys=keys, labels=labels, gt_boxes=gt, **p)
-    c = budget.criteria_12(tmp_path, n_boot=200)
+    (tmp_path / "results").mkdir()  # the static-clip control's motion drop, as the trainer writes it per row
+    for m, drop in (("x3d", 5.0), ("clip4clip", 1.0)):
+        (tmp_path / "results" / f"{m}__test__seed0.json").write_text(f'{{"static_drop_mAP_act_motion": {drop}}}')
+    types = {k: ("appearance" if i % 2 else "position") for i, k in enumerate(keys)}
+    c = budget.criteria_12(tmp_path, n_boot=200, types=types)
     rows = {r["method"]: r for r in c["rows"]}
     assert set(rows) == {"x3d", "clip4clip"}  # the control is the reference, not a row
     assert rows["x3d"]["p_chance_mIoU"] < 0.01 and rows["x3d"]["p_swap_mIoU"] < 0.01
     assert rows["x3d"]["mAP_vs_chance"] > 15 and rows["clip4clip"]["p_chance_mAP"] == 1.0
     assert c["c1"] == {"methods_reading_text": 2, "passing": 1, "met": False}
-    assert c["c2"]["beat_chance_p01"] == 1 and c["c2"]["best"] == pytest.approx(rows["x3d"]["mAP_vs_chance"])
+    assert c["c3"]["beat_chance_p01"] == 1 and c["c3"]["best"] == pytest.approx(rows["x3d"]["mAP_vs_chance"])
+    # criterion 2 on the appearance half only; criterion 4: one of the two clip readers loses >= 3 motion points
+    assert c["c2_appearance"] == {"instances": n // 2, "passing": 1, "methods_reading_text": 2, "met": False}
+    assert rows["x3d"]["p_app_mIoU"] < 0.01 and rows["clip4clip"]["app_mIoU_vs_chance"] == pytest.approx(0.0)
+    assert c["c4_motion"] == {"methods_reading_a_clip": 2, "losing_3": 1, "met": True}

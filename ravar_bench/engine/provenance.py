@@ -58,7 +58,7 @@ def train_digest(cfg) -> str:
 
 def shipped_digests(cfg) -> dict:
     """sha256 of each shipped pretrained file the config's instances start from (by the package's manifest)."""
-    from ..pretraining.shipped import file_name, read_manifest
+    from ..encoders.shipped_weights import file_name, read_manifest
 
     files = read_manifest()["files"]
     sizes = {int(cfg.data.img_size)}

@@ -20,6 +20,7 @@ import torch
 
 from ..config import load_config
 from ..data.dataset import normalise_batch
+from ..encoders.shipped_weights import WEIGHTS_DIR, architecture, file_name, read_manifest, remake_command, save_shipped
 from ..errors import UsageError
 from ..factory import actor_config, model_kwargs
 from ..files.atomic import atomic_write
@@ -27,7 +28,6 @@ from ..model.actor_crop import ACTOR_SENTENCE, actor_batch
 from ..registry import METHODS
 from .corpus import CORPUS, attribute_table, attrs_of, corpus_record
 from .pretext import PretextHead, pretext_loss, pretext_score
-from .shipped import WEIGHTS_DIR, architecture, file_name, read_manifest, remake_command, save_shipped
 
 log = logging.getLogger(__name__)
 

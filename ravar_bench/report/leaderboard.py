@@ -166,7 +166,28 @@ def protocol_note(df: pd.DataFrame, suite: str = "table2", protocol: str = "weig
             f"of the table by test mAP (largest p over seeds). Config set: {config}. Data: {data}; instances scored "
             f"per split: {n}. Columns headed 'paper' are the numbers the paper reports on the real RefAVA (its "
             f"Table {table}), for reference only: not comparable with runs on other data or with tiny configs."
-            f"{text_path_note(df)}")
+            f"{text_path_note(df)}{start_note(df)}")
+
+
+def start_note(df: pd.DataFrame) -> str:
+    """Which starting point each method's rows used: the weights files the ``loaded_weights`` column records (the
+    shipped pretrained tiny weights, a published checkpoint) by name and sha256 prefix, or random weights."""
+    if "loaded_weights" not in df:
+        return ""
+    import json
+
+    starts: dict[str, set] = {}
+    for method, cell in df[["method", "loaded_weights"]].itertuples(index=False):
+        try:
+            files = json.loads(cell) if isinstance(cell, str) and cell else []
+        except ValueError:
+            files = []
+        label = ", ".join(f"{Path(f['file']).name} ({f['sha256'][:12]})" for f in files) or "random weights"
+        starts.setdefault(label, set()).add(method)
+    if set(starts) == {"random weights"}:
+        return " Starting point: random weights for every method."
+    parts = [f"{', '.join(sorted(ms))}: {label}" for label, ms in sorted(starts.items(), key=lambda x: sorted(x[1]))]
+    return " Starting points (file, sha256): " + "; ".join(parts) + "."
 
 
 def text_path_note(df: pd.DataFrame) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..encoders.checkpoint import CheckpointError, record_load, sha256
+from .checkpoint import CheckpointError, record_load, sha256
 from ..reference import PACKAGE_ROOT
 
 WEIGHTS_DIR = PACKAGE_ROOT / "weights" / "tiny"
