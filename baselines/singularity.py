@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
+from ravar_bench.encoders.pixel_norm import PixelNorm
 from ravar_bench.encoders.text_video import (
     as_question,
     bert_tokenizer,
@@ -58,8 +59,11 @@ class Singularity(Method):
     def __init__(self, num_frames: int, img_size: int, vision: dict, text: dict, max_text_len: int = 32,
                  vision_type: str = "beit", fusion_layers: int = 3, eval_frame_ensemble: str = "concat",
                  vision_pretrained: str | None = None, text_pretrained: str | None = None,
-                 vocab: str | None = None, pretrained: str | None = None):
+                 vocab: str | None = None, pretrained: str | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
         super().__init__()
+        # frames arrive in the data's statistics; BEiT reads them in its own (Singularity: 0.5 / 0.5 for BEiT)
+        self.pixel_norm = PixelNorm(pixel_mean, pixel_std, backbone_mean, backbone_std, what="singularity")
         from transformers import BertConfig, BertModel
         from transformers.models.blip.configuration_blip import BlipTextConfig
         from transformers.models.blip.modeling_blip_text import BlipTextEncoder
@@ -149,7 +153,7 @@ class Singularity(Method):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, t, 3, H, W) -> (B, t, 1 + P, D) frame tokens."""
         b, t = frames.shape[:2]
-        x = self.vision_encoder(pixel_values=frames.flatten(0, 1)).last_hidden_state
+        x = self.vision_encoder(pixel_values=self.pixel_norm(frames).flatten(0, 1)).last_hidden_state
         x = self.vision_layernorm(x)
         return x.view(b, t, *x.shape[1:])
 
