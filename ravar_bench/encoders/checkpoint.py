@@ -238,7 +238,8 @@ def load_into(module: torch.nn.Module, path: str | Path, strip_prefixes=("backbo
            if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
     if bad:
         raise CheckpointShapeError(
-            f"{what} {path}: {len(bad)} tensors have other shapes than the model built from the config "
+            f"{what} {path}: this looks like {layout}; {len(bad)} tensors have other shapes than the model built "
+            f"from the config "
             f"(key, file, model): {bad[:5]}; the checkpoint is for another architecture, clip length or image size")
     weights = _weight_keys(module)
     if strict:
