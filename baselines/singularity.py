@@ -21,6 +21,9 @@ encoder's [CLS] output is the joint representation handed to the shared head.
 """
 from __future__ import annotations
 
+import functools
+import re
+
 import torch
 from torch import nn
 
@@ -37,6 +40,31 @@ from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 ENSEMBLES = ("concat", "mean", "max", "lse")
+
+# Singularity's official files (jayleicn/singularity, models/model_retrieval_base.py + model_vqa.py) hold modules
+# this adaptation does not build: the answer decoder, the retrieval projections / temperature / ITM head, the MLM
+# head of pre-training (BertForMaskedLM: text_encoder.bert.* + text_encoder.cls.*), the frame position table and
+# Singularity-temporal's encoder, BEiT's pooler (Singularity unsets it for QA). They are left out, not loaded.
+_OFFICIAL_UNUSED = ("text_decoder.", "text_encoder.cls.", "vision_proj.", "text_proj.", "itm_head.",
+                    "temporal_vision_encoder.", "vision_encoder.pooler.")
+_OFFICIAL_UNUSED_EXACT = ("temp", "temporal_embeddings")
+
+
+def singularity_official_key(key: str, n_text: int) -> str | None:
+    """A key of Singularity's official file -> this module's name (None: a module it does not build).
+
+    Singularity's text encoder is one 12-layer xbert BertModel whose layers >= fusion_layer (9) add cross-attention;
+    here layers < ``n_text`` are ``text_encoder`` and the rest ``fusion`` (BlipTextEncoder: the same layer names,
+    attention / crossattention / intermediate / output), so ``text_encoder.encoder.layer.{n_text + j}.*`` ->
+    ``fusion.layer.{j}.*``. The suite's own state dict passes unchanged."""
+    if key.startswith(_OFFICIAL_UNUSED) or key in _OFFICIAL_UNUSED_EXACT:
+        return None
+    if key.startswith("text_encoder.bert."):  # a pre-training file: BertForMaskedLM wraps the BertModel
+        key = "text_encoder." + key[len("text_encoder.bert."):]
+    m = re.match(r"text_encoder\.encoder\.layer\.(\d+)\.(.*)", key)
+    if m and int(m.group(1)) >= n_text:
+        return f"fusion.layer.{int(m.group(1)) - n_text}.{m.group(2)}"
+    return key
 
 
 def _bert_init(module: nn.Module, std: float):
@@ -118,8 +146,11 @@ class Singularity(Method):
             raise ValueError(f"singularity: tokenizer has {len(self.tokenizer)} tokens but BERT vocab_size="
                              f"{tcfg.vocab_size}")
         self.feat_dim = tcfg.hidden_size
-        if pretrained:
-            load_into(self, pretrained, what="singularity checkpoint")
+        if pretrained:  # the suite's own state dict or Singularity's official file ({'model': ...})
+            load_into(self, pretrained, what="singularity checkpoint",
+                      key_map=functools.partial(singularity_official_key, n_text=n_layers - fusion_layers),
+                      expect="Singularity's official QA / pre-training file or this module's state dict "
+                             "(docs/model_zoo.md)")
 
     def _load_bert(self, path: str, n_text: int):
         """A local BERT folder: layers < n_text into the text encoder, the rest into the fusion layers

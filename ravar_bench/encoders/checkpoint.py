@@ -96,8 +96,13 @@ def read_state_dict(path: str | Path, what: str = "checkpoint", container_keys=(
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # weights-only refusal (code in the pickle) or a file that is no checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # Releases that pickle their training config beside the weights (Singularity's OmegaConf 'config')
+        # are refused too; the user, trusting the file, can keep its weights alone once
+        hint = (f"; if you trust the file, keep its weights alone once: torch.save(torch.load('{p}', "
+                f"weights_only=False)['model'], 'weights.pth') (use the key that holds the state dict)"
+                if "global" in str(e).lower() else "")
         raise CheckpointError(f"{what} {p}: cannot be read as weights only ({first}); a file that needs code to "
-                              f"unpickle is not loaded") from e
+                              f"unpickle is not loaded{hint}") from e
     for k in container_keys:
         if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
             obj = obj[k]
