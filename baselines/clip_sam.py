@@ -11,6 +11,8 @@ back to the whole frame and is counted in ``self.no_detection_count``.
 """
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +27,55 @@ CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.261302
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # SAM's pixel statistics
 
 
+# Meta's SAM file (facebookresearch/segment-anything, sam_vit_b_01ec64.pth: Sam's own state dict) -> transformers'
+# SamModel names; written from the two module trees (segment_anything/modeling/*.py, transformers' modeling_sam.py),
+# as transformers' convert_sam_to_hf.py maps them. (pattern on the whole key, replacement), first match wins.
+_META_SAM = [
+    (r"image_encoder\.patch_embed\.proj\.", "vision_encoder.patch_embed.projection."),
+    (r"image_encoder\.blocks\.(\d+)\.norm(\d)\.", r"vision_encoder.layers.\1.layer_norm\2."),
+    (r"image_encoder\.blocks\.", "vision_encoder.layers."),
+    (r"image_encoder\.neck\.0\.", "vision_encoder.neck.conv1."),
+    (r"image_encoder\.neck\.1\.", "vision_encoder.neck.layer_norm1."),
+    (r"image_encoder\.neck\.2\.", "vision_encoder.neck.conv2."),
+    (r"image_encoder\.neck\.3\.", "vision_encoder.neck.layer_norm2."),
+    (r"image_encoder\.", "vision_encoder."),
+    (r"prompt_encoder\.point_embeddings\.", "prompt_encoder.point_embed."),
+    (r"prompt_encoder\.mask_downscaling\.0\.", "prompt_encoder.mask_embed.conv1."),
+    (r"prompt_encoder\.mask_downscaling\.1\.", "prompt_encoder.mask_embed.layer_norm1."),
+    (r"prompt_encoder\.mask_downscaling\.3\.", "prompt_encoder.mask_embed.conv2."),
+    (r"prompt_encoder\.mask_downscaling\.4\.", "prompt_encoder.mask_embed.layer_norm2."),
+    (r"prompt_encoder\.mask_downscaling\.6\.", "prompt_encoder.mask_embed.conv3."),
+    (r"mask_decoder\.transformer\.layers\.(\d+)\.norm(\d)\.", r"mask_decoder.transformer.layers.\1.layer_norm\2."),
+    (r"mask_decoder\.transformer\.norm_final_attn\.", "mask_decoder.transformer.layer_norm_final_attn."),
+    (r"mask_decoder\.output_upscaling\.0\.", "mask_decoder.upscale_conv1."),
+    (r"mask_decoder\.output_upscaling\.1\.", "mask_decoder.upscale_layer_norm."),
+    (r"mask_decoder\.output_upscaling\.3\.", "mask_decoder.upscale_conv2."),
+    # SAM's 3-layer MLPs (hypernetworks, IoU head): layers.0 / 1 / 2 -> proj_in / layers.0 / proj_out
+    (r"(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.0\.", r"\1.proj_in."),
+    (r"(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.1\.", r"\1.layers.0."),
+    (r"(mask_decoder\.(?:output_hypernetworks_mlps\.\d+|iou_prediction_head))\.layers\.2\.", r"\1.proj_out."),
+]
+_META_SAM = [(re.compile(p), r) for p, r in _META_SAM]
+
+
+def meta_sam_key(key: str) -> str | tuple[str, str] | None:
+    """A key of Meta's SAM file -> its name(s) in transformers' SamModel (None: not a weight). The random-Fourier
+    positional table is one tensor in Meta's prompt encoder and two names in SamModel (the image-side
+    ``shared_image_embedding`` and the prompt encoder's reference to it)."""
+    if key in ("pixel_mean", "pixel_std"):  # normalisation constants (the suite renormalises to them itself)
+        return None
+    if key == "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix":
+        return "shared_image_embedding.positional_embedding", "prompt_encoder.shared_embedding.positional_embedding"
+    for pattern, repl in _META_SAM:
+        if pattern.match(key):
+            return pattern.sub(repl, key, count=1)
+    return key
+
+
+def _is_meta_sam(keys) -> bool:
+    return any(k.startswith("image_encoder.") for k in keys)
+
+
 def build_sam(sam: dict | None = None, pretrained: str | None = None) -> nn.Module:
     """transformers ``SamModel`` from config dicts (``vision``, ``prompt``, ``decoder``); defaults = SAM ViT-B."""
     from transformers import SamConfig, SamMaskDecoderConfig, SamModel, SamPromptEncoderConfig, SamVisionConfig
@@ -36,7 +87,9 @@ def build_sam(sam: dict | None = None, pretrained: str | None = None) -> nn.Modu
     model = SamModel(cfg)
     if pretrained:
         load_into(model, local_weights_file(pretrained), strip_prefixes=("module.",), what="SAM checkpoint",
-                  expect="a transformers SamModel folder (e.g. sam-vit-base) of this size")
+                  key_map=meta_sam_key, key_map_when=_is_meta_sam,
+                  expect="Meta's SAM file (sam_vit_b_01ec64.pth) or a transformers SamModel folder (e.g. "
+                         "sam-vit-base) of this size")
     return model
 
 

@@ -34,8 +34,9 @@ class HieraB(TextFusedVideoMethod):
     channel_dim = -1  # the library's intermediates are (B, T', H', W', C)
 
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
-                 pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__(num_frames, img_size)
+                 pretrained: str | None = None, fusion: dict | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
+        super().__init__(num_frames, img_size, pixel_mean, pixel_std, backbone_mean, backbone_std)
         import hiera
 
         cfg = {**HIERA_B_16x224, **(backbone or {})}

@@ -32,8 +32,9 @@ I3D_R50 = dict(
 @register_method("i3d", family="AAL", paper_name="I3D")
 class I3D(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
-                 pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__(num_frames, img_size)
+                 pretrained: str | None = None, fusion: dict | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
+        super().__init__(num_frames, img_size, pixel_mean, pixel_std, backbone_mean, backbone_std)
         # mmaction's own init (Kaiming convs, BN = 1/0); its output is (B, C, T', H', W')
         self.backbone = build_mmaction_backbone({**I3D_R50, **(backbone or {})}, pretrained,
                                                 "I3D (mmaction2) checkpoint")

@@ -21,8 +21,9 @@ MVIT_B = dict(type="MViT", arch="base", drop_path_rate=0.3)  # mmaction2 mvit-ba
 @register_method("mvitv2_b", family="AAL", paper_name="MViTv2-B")
 class MViTv2B(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
-                 pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__(num_frames, img_size)
+                 pretrained: str | None = None, fusion: dict | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
+        super().__init__(num_frames, img_size, pixel_mean, pixel_std, backbone_mean, backbone_std)
         cfg = {**MVIT_B, "temporal_size": num_frames, "spatial_size": img_size, **(backbone or {})}
         cfg["output_cls_token"] = False  # our pooling reads the patch-token map, not the class token
         cfg["out_scales"] = -1

@@ -21,10 +21,14 @@ encoder's [CLS] output is the joint representation handed to the shared head.
 """
 from __future__ import annotations
 
+import functools
+import re
+
 import torch
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
+from ravar_bench.encoders.pixel_norm import PixelNorm
 from ravar_bench.encoders.text_video import (
     as_question,
     bert_tokenizer,
@@ -36,6 +40,31 @@ from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 ENSEMBLES = ("concat", "mean", "max", "lse")
+
+# Singularity's official files (jayleicn/singularity, models/model_retrieval_base.py + model_vqa.py) hold modules
+# this adaptation does not build: the answer decoder, the retrieval projections / temperature / ITM head, the MLM
+# head of pre-training (BertForMaskedLM: text_encoder.bert.* + text_encoder.cls.*), the frame position table and
+# Singularity-temporal's encoder, BEiT's pooler (Singularity unsets it for QA). They are left out, not loaded.
+_OFFICIAL_UNUSED = ("text_decoder.", "text_encoder.cls.", "vision_proj.", "text_proj.", "itm_head.",
+                    "temporal_vision_encoder.", "vision_encoder.pooler.")
+_OFFICIAL_UNUSED_EXACT = ("temp", "temporal_embeddings")
+
+
+def singularity_official_key(key: str, n_text: int) -> str | None:
+    """A key of Singularity's official file -> this module's name (None: a module it does not build).
+
+    Singularity's text encoder is one 12-layer xbert BertModel whose layers >= fusion_layer (9) add cross-attention;
+    here layers < ``n_text`` are ``text_encoder`` and the rest ``fusion`` (BlipTextEncoder: the same layer names,
+    attention / crossattention / intermediate / output), so ``text_encoder.encoder.layer.{n_text + j}.*`` ->
+    ``fusion.layer.{j}.*``. The suite's own state dict passes unchanged."""
+    if key.startswith(_OFFICIAL_UNUSED) or key in _OFFICIAL_UNUSED_EXACT:
+        return None
+    if key.startswith("text_encoder.bert."):  # a pre-training file: BertForMaskedLM wraps the BertModel
+        key = "text_encoder." + key[len("text_encoder.bert."):]
+    m = re.match(r"text_encoder\.encoder\.layer\.(\d+)\.(.*)", key)
+    if m and int(m.group(1)) >= n_text:
+        return f"fusion.layer.{int(m.group(1)) - n_text}.{m.group(2)}"
+    return key
 
 
 def _bert_init(module: nn.Module, std: float):
@@ -58,8 +87,11 @@ class Singularity(Method):
     def __init__(self, num_frames: int, img_size: int, vision: dict, text: dict, max_text_len: int = 32,
                  vision_type: str = "beit", fusion_layers: int = 3, eval_frame_ensemble: str = "concat",
                  vision_pretrained: str | None = None, text_pretrained: str | None = None,
-                 vocab: str | None = None, pretrained: str | None = None):
+                 vocab: str | None = None, pretrained: str | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
         super().__init__()
+        # frames arrive in the data's statistics; BEiT reads them in its own (Singularity: 0.5 / 0.5 for BEiT)
+        self.pixel_norm = PixelNorm(pixel_mean, pixel_std, backbone_mean, backbone_std, what="singularity")
         from transformers import BertConfig, BertModel
         from transformers.models.blip.configuration_blip import BlipTextConfig
         from transformers.models.blip.modeling_blip_text import BlipTextEncoder
@@ -114,8 +146,11 @@ class Singularity(Method):
             raise ValueError(f"singularity: tokenizer has {len(self.tokenizer)} tokens but BERT vocab_size="
                              f"{tcfg.vocab_size}")
         self.feat_dim = tcfg.hidden_size
-        if pretrained:
-            load_into(self, pretrained, what="singularity checkpoint")
+        if pretrained:  # the suite's own state dict or Singularity's official file ({'model': ...})
+            load_into(self, pretrained, what="singularity checkpoint",
+                      key_map=functools.partial(singularity_official_key, n_text=n_layers - fusion_layers),
+                      expect="Singularity's official QA / pre-training file or this module's state dict "
+                             "(docs/model_zoo.md)")
 
     def _load_bert(self, path: str, n_text: int):
         """A local BERT folder: layers < n_text into the text encoder, the rest into the fusion layers
@@ -149,7 +184,7 @@ class Singularity(Method):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, t, 3, H, W) -> (B, t, 1 + P, D) frame tokens."""
         b, t = frames.shape[:2]
-        x = self.vision_encoder(pixel_values=frames.flatten(0, 1)).last_hidden_state
+        x = self.vision_encoder(pixel_values=self.pixel_norm(frames).flatten(0, 1)).last_hidden_state
         x = self.vision_layernorm(x)
         return x.view(b, t, *x.shape[1:])
 

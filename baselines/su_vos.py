@@ -26,12 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
-from ravar_bench.encoders.regions import renormalise
+from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, PixelNorm
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
-
-CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class GlobalTextPresentation(nn.Module):
@@ -132,7 +129,8 @@ class SuVOS(Method):
     def __init__(self, num_frames: int, img_size: int, text_dim: int, backbone: dict, hidden: int = 256,
                  layers: int = 6, ffn: int = 256, groups: int = 8, mutan_heads: int = 5, dropout: float = 0.1,
                  multi_scale: bool = True, freeze_backbone: bool = True, pretrained: str | None = None,
-                 resolution: int | None = None, pixel_mean=CLIP_MEAN, pixel_std=CLIP_STD):
+                 resolution: int | None = None, pixel_mean=CLIP_MEAN, pixel_std=CLIP_STD,
+                 backbone_mean=IMAGENET_MEAN, backbone_std=IMAGENET_STD):
         super().__init__()
         import timm
         from timm.layers import freeze_batch_norm_2d
@@ -158,11 +156,12 @@ class SuVOS(Method):
         self.layers = nn.ModuleList([RefTransformerLayer(hidden, ffn, groups, 2 ** i, dropout) for i in range(layers)])
         self.num_frames, self.img_size, self.text_dim = num_frames, img_size, text_dim
         self.resolution = resolution or img_size  # SAW's --resolution: frames are resized to it for the backbone
-        self.pixel_mean, self.pixel_std = tuple(pixel_mean), tuple(pixel_std)
+        # the ImageNet ResNet reads ImageNet's statistics, not the data's (CLIP's)
+        self.pixel_norm = PixelNorm(pixel_mean, pixel_std, backbone_mean, backbone_std, what="su_vos")
         self.feat_dim = 2 * hidden
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        x = renormalise(frames, self.pixel_mean, self.pixel_std, IMAGENET_MEAN, IMAGENET_STD)
+        x = self.pixel_norm(frames)
         if x.shape[-1] != self.resolution:
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False,
                               antialias=True)

@@ -22,8 +22,9 @@ VIT_B = dict(type="VisionTransformer", patch_size=16, embed_dims=768, depth=12, 
 @register_method("videomae2_b", family="AAL", paper_name="VideoMAE2-B")
 class VideoMAE2B(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
-                 pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__(num_frames, img_size)
+                 pretrained: str | None = None, fusion: dict | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
+        super().__init__(num_frames, img_size, pixel_mean, pixel_std, backbone_mean, backbone_std)
         cfg = {**VIT_B, "num_frames": num_frames, "img_size": img_size, **(backbone or {})}
         cfg["return_feat_map"] = True  # (B, C, T', h, w): the map TextFiLM modulates and pools
         if num_frames % cfg["tubelet_size"] or img_size % cfg["patch_size"]:

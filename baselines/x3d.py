@@ -17,8 +17,9 @@ X3D_M = dict(type="X3D", gamma_w=1, gamma_b=2.25, gamma_d=2.2)  # mmaction2 conf
 @register_method("x3d", family="AAL", paper_name="X3D")
 class X3D(TextFusedVideoMethod):
     def __init__(self, text_dim: int, num_frames: int, img_size: int, backbone: dict | None = None,
-                 pretrained: str | None = None, fusion: dict | None = None):
-        super().__init__(num_frames, img_size)
+                 pretrained: str | None = None, fusion: dict | None = None, pixel_mean=None, pixel_std=None,
+                 backbone_mean=None, backbone_std=None):
+        super().__init__(num_frames, img_size, pixel_mean, pixel_std, backbone_mean, backbone_std)
         # mmaction's own init (Kaiming convs, zero-init last BN of each block); output (B, C, T, H', W')
         self.backbone = build_mmaction_backbone({**X3D_M, **(backbone or {})}, pretrained,
                                                 "X3D (mmaction2) checkpoint")

@@ -5,6 +5,7 @@
     ravar-bench leaderboard DIR                       # = python tools/make_leaderboard.py DIR
     ravar-bench prepare | convert | detect | demo     # = tools/prepare_refava.py, convert_refava.py,
                                                       #   precompute_detections.py, demo.py
+    ravar-bench check-weights --methods all --config-set full --cfg-options ...   # every weights file, loaded
 
 Bad usage (an unknown method or option, a missing config, a data root without annotations, any
 :class:`ravar_bench.errors.RavarError`) ends with one line on stderr and exit code 2, never a traceback.
@@ -554,6 +555,42 @@ def cmd_pretrain(args, command: str) -> int:
 
     pretrain(methods, out=args.out, progress=not args.no_progress, force=args.force, epochs=args.epochs)
     return 0
+# ------------------------------------------------------------------------------------------- check-weights
+CHECK_WEIGHTS_HELP = """Load every weights file the configs name, as a run would, on the meta device (no memory).
+
+Per method: the file, the layout it was read as, how many of the module's tensors it set, and OK or the error.
+
+    ravar-bench check-weights --methods x3d --cfg-options model.pretrained=/models/x3d_m_16x5x1.pth
+    ravar-bench check-weights --methods all --config-set full \\
+        --cfg-options text_encoder.path=/models/bert-base-uncased model.clip.pretrained=/models/ViT-B-32.pt
+
+A --cfg-options key is given to the methods whose config reads it (model.clip.pretrained: the CLIP methods) and
+left out of the others; a key no selected method reads is an error. Exit code 0 when every configured file loads,
+2 when one is missing or refused. The files to download: docs/model_zoo.md.
+"""
+
+
+def add_check_weights_args(ap):
+    ap.add_argument("--methods", default="all", type=methods_text,
+                    help="'all' (Table 2, the default), a family name, comma-separated names or wildcards")
+    ap.add_argument("--config-set", default="full", help="full (the default) | tiny, optionally +overlay")
+    ap.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
+                    help="the weights paths (and any other config key), e.g. model.pretrained=/models/x3d.pth")
+    ap.add_argument("--device", default="meta", choices=["meta", "cpu"],
+                    help="meta: no memory (the default; a method that cannot load there is loaded on the CPU)")
+    _add_plugins(ap)
+
+
+def cmd_check_weights(args, command: str) -> int:
+    from .registry import load_plugins
+
+    load_plugins(args.plugins)
+    from .runner.check_weights import all_ok, check_weights, format_report
+    from .suites import suite_methods
+
+    results = check_weights(suite_methods("table2", args.methods), args.config_set, args.cfg_options, args.device)
+    print(format_report(results))
+    return 0 if all_ok(results) else 2
 
 
 # ---------------------------------------------------------------------------------------------------- driver
@@ -567,6 +604,7 @@ COMMANDS = {
     "detect": (add_detect_args, cmd_detect, DETECT_HELP, "precompute_detections.py"),
     "demo": (add_demo_args, cmd_demo, DEMO_HELP, "demo.py"),
     "pretrain": (add_pretrain_args, cmd_pretrain, PRETRAIN_HELP, None),
+    "check-weights": (add_check_weights_args, cmd_check_weights, CHECK_WEIGHTS_HELP, None),
 }
 
 

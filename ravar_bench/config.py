@@ -15,6 +15,7 @@ import difflib
 import functools
 import inspect
 import logging
+import math
 from pathlib import Path
 
 from mmengine.config import Config
@@ -131,6 +132,17 @@ def _one_of(*values):
     return (lambda v: v in values), "one of " + ", ".join(map(repr, values))
 
 
+def _rgb(positive: bool):
+    """Per-channel pixel statistics on the 0-1 scale the frames are decoded to (0-255 values would be a factor 255
+    off: one line now, not a model reading saturated pixels)."""
+    def ok(v):
+        return (isinstance(v, (list, tuple)) and len(v) == 3
+                and all(not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) for x in v)
+                and all((0 < x <= 1) if positive else (0 <= x <= 1) for x in v))
+    span = "(0, 1]" if positive else "[0, 1]"
+    return ok, f"3 numbers (R, G, B) in {span} (the 0-1 pixel scale: divide 0-255 statistics by 255)"
+
+
 def _optional(rule):
     ok, what = rule
     return (lambda v: v is None or ok(v)), f"None or {what}"
@@ -167,6 +179,11 @@ VALUE_RULES = {
     "data.img_size": _int_at_least(8),
     "data.keyframe_size": _int_at_least(8),
     "data.num_dets": _int_at_least(1),
+    "data.mean": _rgb(positive=False),
+    "data.std": _rgb(positive=True),
+    # a backbone's own statistics (encoders/pixel_norm.py): the frames are renormalised to them
+    "model.backbone_mean": _optional(_rgb(positive=False)),
+    "model.backbone_std": _optional(_rgb(positive=True)),
     "eval.batch_size": _int_at_least(1),
     "eval.n_boot": _int_at_least(0),
     "eval.average": _one_of("weighted", "macro"),

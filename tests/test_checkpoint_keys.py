@@ -138,3 +138,69 @@ def test_meta_with_code_is_refused(tmp_path):
     backbone = ravar_bench.build_method("x3d", "full", device="meta").method.backbone
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
         load_into(backbone, path, what="x3d", ignore_prefixes=MMACTION_NON_BACKBONE)
+
+
+def _sam_names(meta_keys: dict) -> dict:
+    """Meta's key -> shape list, renamed by the loader's map (a tuple: one tensor, two SamModel names)."""
+    from ravar_bench.baselines.clip_sam import meta_sam_key
+
+    out = {}
+    for k, shape in meta_keys.items():
+        names = meta_sam_key(k)
+        for name in (names if isinstance(names, tuple) else (names,)):
+            out[name] = shape
+    return out
+
+
+def test_meta_sam_vit_b_names_are_sammodels():
+    """Meta's sam_vit_b_01ec64.pth (key list from segment_anything's own build_sam_vit_b) renamed by the loader
+    is exactly transformers' SamModel (the sam-vit-base config clip_sam's full config builds), shape by shape."""
+    from transformers import SamConfig, SamModel
+
+    with torch.device("meta"):
+        hf = {k: tuple(v.shape) for k, v in SamModel(SamConfig()).state_dict().items()}
+    mapped = _sam_names(published("sam_meta_vit_b"))
+    assert sorted(set(hf) - set(mapped)) == [] and sorted(set(mapped) - set(hf)) == []
+    assert {k: tuple(s) for k, s in mapped.items()} == hf
+
+
+SMALL_SAM = {"vision": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                        "global_attn_indexes": [1], "mlp_dim": 128}}
+
+
+def test_meta_sam_file_loads_into_clip_sam_value_by_value(tmp_path):
+    """A file in Meta's layout (segment_anything's key list at a test size, random values, no container) loads into
+    CLIP+SAM's full config: every tensor of the SamModel set from the file."""
+    from ravar_bench.baselines.clip_sam import meta_sam_key
+
+    g = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(s, generator=g) for k, s in published("sam_meta_small").items()}
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save(sd, path)
+    opts = {"model.sam": SMALL_SAM, "model.sam_pretrained": str(path),
+            "model.clip.vision": {"width": 64, "layers": 1, "patch_size": 32, "head_width": 32},
+            "model.clip.text": {"width": 64, "layers": 1, "heads": 2}, "model.clip.embed_dim": 32}
+    model = ravar_bench.build_method("clip_sam", "full", cfg_options=opts)
+    own = model.method.sam.state_dict()
+    n = 0
+    for k, v in sd.items():
+        names = meta_sam_key(k)
+        for name in (names if isinstance(names, tuple) else (names,)):
+            torch.testing.assert_close(own[name], v, rtol=0, atol=0, msg=k)
+            n += 1
+    assert n == len(own)
+    [rec] = [r for r in model.loaded_weights if r["file"].endswith("sam_vit_b_01ec64.pth")]
+    assert rec["set"] == rec["total"] == len(own) and rec["layout"].startswith("Meta's SAM file")
+
+
+def test_a_clip_file_given_as_sam_is_one_line_refusal(tmp_path):
+    from ravar_bench.encoders.checkpoint import CheckpointError
+
+    path = tmp_path / "ViT-B-16.bin"
+    torch.save({"visual.conv1.weight": torch.zeros(2, 3, 16, 16), "token_embedding.weight": torch.zeros(4, 2),
+                "transformer.resblocks.0.ln_1.weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError) as e:
+        ravar_bench.build_method("clip_sam", "full", cfg_options={"model.sam_pretrained": str(path)}, device="meta")
+    msg = str(e.value)
+    assert "\n" not in msg and "this looks like an OpenAI / open_clip CLIP state dict" in msg
+    assert "it sets 0 of the model's" in msg and "point it at Meta's SAM file (sam_vit_b_01ec64.pth)" in msg

@@ -260,3 +260,94 @@ def test_opengvlab_videomae2_full_size_names_fit(tmp_path):
     model = ravar_bench.build_method("videomae2_b", "full", cfg_options={"model.pretrained": str(path)}, device="meta")
     rec = model.loaded_weights[0]
     assert rec["set"] == rec["total"] - 1 == len(opengvlab_vit_keys()) - 2  # all but the table; head left out
+
+
+# Singularity's full config (BEiT + BERT with cross-attention in its last 3 layers), narrow: 4 BERT layers, so
+# Singularity's fusion_layer is 1 here (9 of 12 in the release)
+SMALL_SINGULARITY = {
+    "model.vision": {"patch_size": 16, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "intermediate_size": 64, "use_relative_position_bias": True, "layer_scale_init_value": 0.1},
+    "model.text": {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                   "intermediate_size": 64},
+}
+
+
+def _singularity_official(own: dict, n_text: int, pretraining: bool) -> tuple[dict, dict]:
+    """A state dict in the layout of Singularity's released files (jayleicn/singularity models/xbert.py,
+    model_retrieval_base.py, model_vqa.py): ONE BERT text encoder whose layers >= fusion_layer carry
+    ``crossattention.self.{query,key,value}`` / ``crossattention.output.*``; the modules the suite does not build
+    beside it (the QA answer decoder, BEiT's pooler, the frame position table; in pre-training files the MLM head
+    and ``text_encoder.bert.*``, the retrieval projections, temperature and ITM head)."""
+    g = torch.Generator().manual_seed(1)
+    out, name_of = {}, {}
+    for own_key, v in own.items():
+        k = own_key
+        if k.startswith("fusion.layer."):
+            j, rest = k[len("fusion.layer."):].split(".", 1)
+            k = f"text_encoder.encoder.layer.{n_text + int(j)}.{rest}"
+        if pretraining and k.startswith("text_encoder."):
+            k = "text_encoder.bert." + k[len("text_encoder."):]
+        out[k] = torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
+        name_of[own_key] = k
+    out["temporal_embeddings"] = torch.zeros(1, 1, 1, 32)
+    out["vision_encoder.pooler.layernorm.weight"] = torch.ones(32)
+    if pretraining:
+        out.update({"text_encoder.cls.predictions.bias": torch.zeros(30522), "vision_proj.weight": torch.zeros(8, 32),
+                    "text_proj.weight": torch.zeros(8, 32), "temp": torch.tensor(0.07),
+                    "itm_head.weight": torch.zeros(2, 32)})
+    else:
+        out["text_decoder.bert.encoder.layer.0.attention.self.query.weight"] = torch.zeros(32, 32)
+    return out, name_of
+
+
+@pytest.mark.parametrize("pretraining", [False, True], ids=["qa", "pretraining"])
+def test_singularity_official_file_loads_value_by_value(tmp_path, pretraining):
+    own = ravar_bench.build_method("singularity", "full", cfg_options=SMALL_SINGULARITY).method.state_dict()
+    sd, name_of = _singularity_official(own, n_text=1, pretraining=pretraining)
+    bert = "text_encoder.bert.encoder" if pretraining else "text_encoder.encoder"
+    assert f"{bert}.layer.1.crossattention.self.key.weight" in sd and f"{bert}.layer.3.output.dense.weight" in sd
+    path = tmp_path / "ckpt_best.pth"
+    torch.save({"model": sd, "epoch": 9}, path)
+    model = ravar_bench.build_method("singularity", "full", cfg_options={**SMALL_SINGULARITY,
+                                                                         "model.pretrained": str(path)})
+    got = model.method.state_dict()
+    # the fusion layers hold the released text encoder's layers 1-3 (9-11 at full size), cross-attention included
+    torch.testing.assert_close(got["fusion.layer.0.crossattention.self.key.weight"],
+                               sd[f"{bert}.layer.1.crossattention.self.key.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(got["fusion.layer.2.output.dense.weight"], sd[f"{bert}.layer.3.output.dense.weight"],
+                               rtol=0, atol=0)
+    torch.testing.assert_close(got["text_encoder.encoder.layer.0.attention.self.query.weight"],
+                               sd[f"{bert}.layer.0.attention.self.query.weight"], rtol=0, atol=0)
+    for k in own:  # every tensor of the module, value by value, from its name in the released layout
+        torch.testing.assert_close(got[k], sd[name_of[k]], rtol=0, atol=0, msg=k)
+    [rec] = model.loaded_weights
+    assert rec["set"] == rec["total"] and "Singularity's official file" in rec["layout"]
+
+
+def test_a_beit_file_given_as_singularity_checkpoint_is_one_line_refusal(tmp_path):
+    vision = ravar_bench.build_method("singularity", "full", cfg_options=SMALL_SINGULARITY).method.vision_encoder
+    path = tmp_path / "beit.pth"
+    torch.save(vision.state_dict(), path)
+    with pytest.raises(CheckpointError) as e:
+        ravar_bench.build_method("singularity", "full", device="meta",
+                                 cfg_options={**SMALL_SINGULARITY, "model.pretrained": str(path)})
+    msg = str(e.value)
+    assert "\n" not in msg and "it sets 0 of the model's" in msg
+    assert "point it at Singularity's official QA / pre-training file" in msg
+
+
+class TrainingConfig(dict):
+    """Stands for the config object a release pickles beside its weights (Singularity: an OmegaConf DictConfig)."""
+
+
+def test_a_release_pickling_its_config_is_refused_with_the_way_out(tmp_path):
+    own = ravar_bench.build_method("singularity", "full", cfg_options=SMALL_SINGULARITY).method.state_dict()
+    sd, _ = _singularity_official(own, n_text=1, pretraining=False)
+    path = tmp_path / "ckpt_best.pth"
+    torch.save({"model": sd, "config": TrainingConfig(vit_type="beit"), "epoch": 9}, path)
+    with pytest.raises(CheckpointError) as e:
+        ravar_bench.build_method("singularity", "full", device="meta",
+                                 cfg_options={**SMALL_SINGULARITY, "model.pretrained": str(path)})
+    msg = str(e.value)
+    assert "\n" not in msg and "cannot be read as weights only" in msg
+    assert f"torch.save(torch.load('{path}', weights_only=False)['model'], 'weights.pth')" in msg

@@ -9,7 +9,9 @@ model = dict(
     max_regions=10,
     score_threshold=0.7,  # DETR's demo threshold for a confident detection
     context_length=77,
-    clip=dict(model_name="ViT-B-16", pretrained=None),
+    # OpenAI's ViT-B-16.pt was trained with QuickGELU (open_clip builds it as "ViT-B-16-quickgelu"); for a LAION
+    # open_clip file set model.clip.model_name=ViT-B-16 (plain GELU)
+    clip=dict(model_name="ViT-B-16-quickgelu", pretrained=None),
     detr=dict(num_labels=91, num_queries=100,
               backbone=dict(embedding_size=64, hidden_sizes=[256, 512, 1024, 2048], depths=[3, 4, 6, 3],
                             layer_type="bottleneck")),

@@ -11,5 +11,7 @@ model = dict(
     freeze_detector=True,
     pretrained=None,
     context_length=77,
-    clip=dict(model_name="ViT-B-16", pretrained=None),
+    # OpenAI's ViT-B-16.pt was trained with QuickGELU (open_clip builds it as "ViT-B-16-quickgelu"); for a LAION
+    # open_clip file set model.clip.model_name=ViT-B-16 (plain GELU)
+    clip=dict(model_name="ViT-B-16-quickgelu", pretrained=None),
 )

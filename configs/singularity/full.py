@@ -17,4 +17,8 @@ model = dict(
     vision_pretrained=None,
     text_pretrained=None,
     pretrained=None,
+    # BEiT's statistics, as Singularity's dataset/__init__.py normalises for vit_type "beit" (mean 0.5, std 0.5):
+    # the frames (decoded in data.mean / data.std) are renormalised to them
+    backbone_mean=(0.5, 0.5, 0.5),
+    backbone_std=(0.5, 0.5, 0.5),
 )

@@ -13,4 +13,7 @@ model = dict(
     multi_scale=True,
     freeze_backbone=True,
     pretrained=None,
+    # the ImageNet ResNet-101's statistics (torchvision / timm: mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225)
+    backbone_mean=(0.485, 0.456, 0.406),
+    backbone_std=(0.229, 0.224, 0.225),
 )

@@ -96,8 +96,13 @@ def read_state_dict(path: str | Path, what: str = "checkpoint", container_keys=(
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # weights-only refusal (code in the pickle) or a file that is no checkpoint
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # Releases that pickle their training config beside the weights (Singularity's OmegaConf 'config')
+        # are refused too; the user, trusting the file, can keep its weights alone once
+        hint = (f"; if you trust the file, keep its weights alone once: torch.save(torch.load('{p}', "
+                f"weights_only=False)['model'], 'weights.pth') (use the key that holds the state dict)"
+                if "global" in str(e).lower() else "")
         raise CheckpointError(f"{what} {p}: cannot be read as weights only ({first}); a file that needs code to "
-                              f"unpickle is not loaded") from e
+                              f"unpickle is not loaded{hint}") from e
     for k in container_keys:
         if isinstance(obj, dict) and k in obj and isinstance(obj[k], dict):
             obj = obj[k]
@@ -204,7 +209,7 @@ def check_complete(module_keys, loaded_keys, path, what: str, layout: str, repla
 
 def load_into(module: torch.nn.Module, path: str | Path, strip_prefixes=("backbone.", "module."),
               what: str = "checkpoint", strict: bool = True, ignore_prefixes=(), replaced=(), key_map=None,
-              expect: str = "") -> dict:
+              expect: str = "", key_map_when=None) -> dict:
     """Load ``path`` into ``module`` after stripping ``strip_prefixes``; returns {"missing", "unexpected",
     "ignored", "layout", "set", "total"}.
 
@@ -212,18 +217,26 @@ def load_into(module: torch.nn.Module, path: str | Path, strip_prefixes=("backbo
     (``cls_head.``, ``head.``) that the RAVAR model replaces; they are counted in "ignored", not "unexpected".
     ``replaced``: prefixes of the *module's* keys that may stay at their initialisation (declared by the method).
     ``key_map``: a function mapping the stripped file keys of another layout to the module's names (returns None
-    for keys to leave out). ``strict`` (the default): any other module tensor left without a value is a
+    for keys to leave out, or a tuple of names for a tensor the module holds twice, as transformers' SAM its
+    positional embedding); ``key_map_when``: a test on the file's (stripped) key set, the map applied only when it
+    holds (a layout whose names would clash with the module's own). ``strict`` (the default): any other module
+    tensor left without a value is a
     :class:`CheckpointError` naming the file, the layout it looks like and ``expect`` (what fits); a tensor whose
     shape differs from the module's is an error naming the keys, never a silent skip.
     """
     sd = read_state_dict(path, what)
     layout = sniff_layout(sd, torchscript=is_torchscript(Path(path).expanduser()))
-    mapped, ignored = {}, []
+    stripped = {}
     for k, v in sd.items():
         for pre in strip_prefixes:
             if k.startswith(pre):
                 k = k[len(pre):]
                 break
+        stripped[k] = v
+    if key_map is not None and key_map_when is not None and not key_map_when(set(stripped)):
+        key_map = None
+    mapped, ignored = {}, []
+    for k, v in stripped.items():
         if any(k.startswith(pre) for pre in ignore_prefixes):
             ignored.append(k)
             continue
@@ -232,13 +245,15 @@ def load_into(module: torch.nn.Module, path: str | Path, strip_prefixes=("backbo
             if k is None:
                 ignored.append(orig)
                 continue
-        mapped[k] = v
+        for name in (k if isinstance(k, tuple) else (k,)):
+            mapped[name] = v
     own = module.state_dict()
     bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in mapped.items()
            if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
     if bad:
         raise CheckpointShapeError(
-            f"{what} {path}: {len(bad)} tensors have other shapes than the model built from the config "
+            f"{what} {path}: this looks like {layout}; {len(bad)} tensors have other shapes than the model built "
+            f"from the config "
             f"(key, file, model): {bad[:5]}; the checkpoint is for another architecture, clip length or image size")
     weights = _weight_keys(module)
     if strict:

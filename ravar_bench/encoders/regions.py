@@ -13,15 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from .pixel_norm import renormalise  # noqa: F401 - the single-frame methods import it from here
+
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
-
-
-def renormalise(image: torch.Tensor, mean_in, std_in, mean_out, std_out) -> torch.Tensor:
-    """Re-express an image normalised with (mean_in, std_in) in another model's statistics (e.g. CLIP's -> SAM's)."""
-    def v(x):
-        return torch.as_tensor(x, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
-
-    return (image * v(std_in) + v(mean_in) - v(mean_out)) / v(std_out)
 
 
 def fallback_to_frame(boxes: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -4,7 +4,8 @@
 Sec. 3.2): a video backbone from the field's libraries, the reference fused by
 :class:`ravar_bench.encoders.fusion.TextFiLM` into its last feature map, pooled. A method file only says how to
 build its backbone and which feature map to read (``feature_map``) and, where the published model normalises after
-pooling, ``post_pool``.
+pooling, ``post_pool``. The clip is renormalised to the backbone's published pixel statistics first
+(``backbone_mean`` / ``backbone_std``: :class:`ravar_bench.encoders.pixel_norm.PixelNorm`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from ..encoders.fusion import TextFiLM
+from ..encoders.pixel_norm import PixelNorm
 from ..method import Method
 
 
@@ -23,9 +25,12 @@ class TextFusedVideoMethod(Method):
     needs = frozenset({"video", "text_emb"})
     channel_dim = 1  # where the channels sit in feature_map's output ((B, C, T, H, W) by default)
 
-    def __init__(self, num_frames: int, img_size: int):
+    def __init__(self, num_frames: int, img_size: int, pixel_mean=None, pixel_std=None, backbone_mean=None,
+                 backbone_std=None):
         super().__init__()
         self.num_frames, self.img_size = num_frames, img_size
+        # the clip arrives in the data's statistics (pixel_*); the backbone reads it in its own (backbone_*)
+        self.pixel_norm = PixelNorm(pixel_mean, pixel_std, backbone_mean, backbone_std, what=type(self).__name__)
 
     def attach_fusion(self, text_dim: int, channels: int, fusion: dict | None) -> None:
         self.fusion = TextFiLM(text_dim, channels, **(fusion or {}))
@@ -62,7 +67,7 @@ class TextFusedVideoMethod(Method):
     def forward(self, batch):
         video = batch["video"]
         self.check_video(video, self.num_frames, self.img_size)
-        x = self.feature_map(video.transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W)
+        x = self.feature_map(self.pixel_norm(video).transpose(1, 2))  # (B, T, 3, H, W) -> (B, 3, T, H, W)
         pooled, fmap = self.fusion.pool(x, batch["text_emb"], channel_dim=self.channel_dim, return_map=True)
         self.spatial_map = fmap.mean(dim=2)  # (B, C, T', H', W') -> (B, C, H', W')
         return self.post_pool(pooled)

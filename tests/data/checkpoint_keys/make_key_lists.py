@@ -13,6 +13,10 @@ builds for that checkpoint, on the meta device, plus the container the file wrap
   ``lavis_blip2_keys`` spells out the module tree of its code (read at the commit it names); ``{'model': ...}``.
 - open_clip (clip4clip / mevtr / xclip towers): ``open_clip.create_model("ViT-B-32")``, whose released
   ``open_clip_pytorch_model.bin`` is that state dict with no container.
+- Meta's SAM (clip_sam: sam_meta_vit_b, sam_meta_small): segment-anything is not a pip dependency; give its
+  checkout as ``SAM_SRC=/path/to/segment-anything`` (the folder holding ``segment_anything/``, read at the commit
+  the header names). ``build_sam_vit_b()``'s state dict is the released ``sam_vit_b_01ec64.pth`` (no container);
+  sam_meta_small is the same classes with a 2-block, 32-wide image encoder (for value-by-value tests).
 
 Run from the repository root:  .venv/bin/python tests/data/checkpoint_keys/make_key_lists.py
 """
@@ -169,8 +173,44 @@ def lavis_list() -> None:
           {k: _Shape(v) for k, v in lavis_blip2_keys().items()})
 
 
+def sam_lists(src: str) -> None:
+    import subprocess
+    from functools import partial
+
+    sys.path.insert(0, src)
+    from segment_anything import build_sam_vit_b
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    commit = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=False).stdout.strip()
+    with torch.device("meta"):
+        full = build_sam_vit_b().state_dict()
+        small = Sam(  # _build_sam's arguments with a small image encoder (its own classes)
+            image_encoder=ImageEncoderViT(depth=2, embed_dim=32, img_size=1024, mlp_ratio=4,
+                                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2,
+                                          patch_size=16, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1],
+                                          window_size=14, out_chans=256),
+            prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                                         mask_in_chans=16),
+            mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
+                depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256, iou_head_depth=3,
+                iou_head_hidden_dim=256),
+            pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375]).state_dict()
+    where = f"facebookresearch/segment-anything {commit or '(commit unknown)'}"
+    write("sam_meta_vit_b", [f"{where}: segment_anything.build_sam_vit_b()",
+                             "published checkpoint: sam_vit_b_01ec64.pth (no container)",
+                             "made by tests/data/checkpoint_keys/make_key_lists.py (meta device, no weights)"], full)
+    write("sam_meta_small", [(f"{where}: segment_anything.modeling.Sam as _build_sam builds it, image encoder "
+                              "depth=2, embed_dim=32, num_heads=2, global_attn_indexes=[1] (test size)"),
+                             "made by tests/data/checkpoint_keys/make_key_lists.py (meta device, no weights)"], small)
+
+
 if __name__ == "__main__":
+    import os
+
     mmaction_lists()
     hiera_list()
     clip_list()
     lavis_list()
+    if os.environ.get("SAM_SRC"):
+        sam_lists(os.environ["SAM_SRC"])
