@@ -8,6 +8,7 @@ CPU instead (said in its row).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -64,6 +65,26 @@ def _failed(res: dict, files, what: str, e: BaseException) -> dict:
     return res
 
 
+# the largest model (GiB of fp32 parameters) loaded on the CPU when the meta device cannot take its files
+CPU_FALLBACK_GIB = 8.0
+
+
+def _cpu_gib(cfg) -> float:
+    """The parameters' size in GiB (fp32) of the config's model, counted on the meta device without its files."""
+    bare = copy.deepcopy(cfg)
+    for key, _ in configured_files(dict(bare.model)):
+        node = bare
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = None
+    try:
+        model = _build(bare, "meta")
+    except Exception:  # noqa: BLE001 - unknown size: treat as too large to load unasked
+        return float("inf")
+    return sum(p.numel() for p in model.parameters()) * 4 / 2 ** 30
+
+
 def _build(cfg, device: str):
     with warnings.catch_warnings():  # torch's note on loading real tensors into meta parameters: expected here
         warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
@@ -92,6 +113,11 @@ def check_method(name: str, config_set: str, cfg_options: dict, device: str = "m
     except Exception as e:  # noqa: BLE001 - a library that cannot load into meta tensors: load it for real
         if device != "meta":
             return _failed(res, files, "ERROR", e)
+        gib = _cpu_gib(cfg)
+        if gib > CPU_FALLBACK_GIB:  # a 13B LLM is not loaded into memory unasked
+            return _failed(res, files, "ERROR", RuntimeError(
+                f"cannot be loaded on the meta device ({' '.join(str(e).split())}); on the CPU it would take "
+                f"~{gib:.0f} GiB: run check-weights --device cpu --methods {name} to load it there"))
         log.info("%s: cannot be loaded on the meta device (%s); building it on the CPU", name, e)
         try:
             model = _build(cfg, "cpu")
