@@ -3,8 +3,9 @@
 Per method: each configured file (:func:`~ravar_bench.runner.preflight.configured_files`), the layout it was read
 as, how many of the module's tensors it set, and OK or the one-line refusal (the strict loader's
 :class:`~ravar_bench.encoders.checkpoint.CheckpointError`). The models are built on the meta device, so that
-checking ViT-g or a 13B LLM needs no memory; a method whose file cannot be loaded onto meta tensors is built on the
-CPU instead (said in its row).
+checking ViT-g needs no memory; a method whose file cannot be loaded onto meta tensors (transformers'
+``from_pretrained`` folders) is built on the CPU instead, said in its row, when it is small enough
+(``CPU_FALLBACK_GIB``); a larger one is its row's error naming ``--device cpu``.
 """
 from __future__ import annotations
 
