@@ -49,9 +49,9 @@ def _rows_of(records: list[dict], key: str, path: str) -> list[dict]:
     """The load records of one configured file or folder (a folder: every file read inside it)."""
     p = Path(path).expanduser().resolve()
     mine = [r for r in records if Path(r["file"]) == p or p in Path(r["file"]).parents]
-    if not mine:  # a transformers folder read by from_pretrained: read, but not counted tensor by tensor
-        return [{"key": key, "file": str(path), "layout": "a transformers folder (from_pretrained)", "set": None,
-                 "total": None, "status": "OK"}]
+    if not mine:  # read by the library (from_pretrained) or the method's own loader: loaded, tensors not counted
+        return [{"key": key, "file": str(path), "layout": "read by the library's own loader (tensors not counted)",
+                 "set": None, "total": None, "status": "OK"}]
     return [{"key": key, "file": r["file"], "layout": r["layout"], "set": r["set"], "total": r["total"],
              "status": "OK"} for r in mine]
 
