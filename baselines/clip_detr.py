@@ -23,13 +23,12 @@ from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into, read_state_dict
 from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, local_weights_file, renormalise
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 PERSON = 1  # COCO category id of "person" (also DETR's COCO label index)
-CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 # transformers 4.x names (the published folders' main revision) -> the names of the installed transformers 5 DETR;

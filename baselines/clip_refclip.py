@@ -27,14 +27,13 @@ from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
 from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, renormalise
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
 
 # YOLOv3's three stride-32 anchors (116x90, 156x198, 373x326 px on a 416 px input), as fractions of the image
 YOLO_ANCHORS_S32 = ((116 / 416, 90 / 416), (156 / 416, 198 / 416), (373 / 416, 326 / 416))
-CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # RefCLIP's DATA.MEAN / STD
 
 
 def refclip_contrastive(vis: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:

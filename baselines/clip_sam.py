@@ -19,13 +19,10 @@ from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
 from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, boxes_from_binary_masks, local_weights_file, renormalise
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
-
-CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # SAM's pixel statistics
-
 
 # Meta's SAM file (facebookresearch/segment-anything, sam_vit_b_01ec64.pth: Sam's own state dict) -> transformers'
 # SamModel names; written from the two module trees (segment_anything/modeling/*.py, transformers' modeling_sam.py),

@@ -561,7 +561,7 @@ CHECK_WEIGHTS_HELP = """Load every weights file the configs name, as a run would
 Per method: the file, the layout it was read as, how many of the module's tensors it set, and OK or the error.
 
     ravar-bench check-weights --methods x3d --cfg-options model.pretrained=/models/x3d_m_16x5x1.pth
-    ravar-bench check-weights --methods all --config-set full \\
+    ravar-bench check-weights --methods clip4clip,mevtr,xclip --config-set full \\
         --cfg-options text_encoder.path=/models/bert-base-uncased model.clip.pretrained=/models/ViT-B-32.pt
 
 A --cfg-options key is given to the methods whose config reads it (model.clip.pretrained: the CLIP methods) and

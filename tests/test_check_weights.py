@@ -91,3 +91,25 @@ def test_a_key_per_method_and_a_key_no_method_reads(bert, capsys):
     rc = main(["check-weights", "--methods", "x3d", "--cfg-options", "model.clip.pretrained=/x"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "unknown config key 'model.clip.pretrained'" in err
+
+
+def test_a_file_meta_cannot_load_falls_back_to_the_cpu_only_when_small(monkeypatch, bert, x3d_file):
+    """A library that cannot load its file into meta tensors: the method is built on the CPU (X3D-M: 3.8M
+    parameters), but a model above CPU_FALLBACK_GIB is not loaded into memory unasked (its row says how)."""
+    from ravar_bench.runner import check_weights as cw
+
+    real = cw.build_from_config
+
+    def meta_refuses_files(cfg, device=None):
+        if device == "meta" and cfg.model.get("pretrained"):
+            raise NotImplementedError("Cannot copy out of meta tensor")
+        return real(cfg, device=device)
+
+    monkeypatch.setattr(cw, "build_from_config", meta_refuses_files)
+    opts = {"text_encoder.path": bert, "model.pretrained": x3d_file}
+    [res] = check_weights(["x3d"], "full", opts)
+    assert res["ok"] and res["note"] == "built on the CPU (the meta device cannot load it)"
+    assert res["rows"][0]["set"] == res["rows"][0]["total"]
+    monkeypatch.setattr(cw, "CPU_FALLBACK_GIB", 0.001)  # X3D-M's ~0.014 GiB is now "too large"
+    [res] = check_weights(["x3d"], "full", opts)
+    assert not res["ok"] and "run check-weights --device cpu --methods x3d" in res["rows"][0]["status"]

@@ -3,11 +3,13 @@
 Per method: each configured file (:func:`~ravar_bench.runner.preflight.configured_files`), the layout it was read
 as, how many of the module's tensors it set, and OK or the one-line refusal (the strict loader's
 :class:`~ravar_bench.encoders.checkpoint.CheckpointError`). The models are built on the meta device, so that
-checking ViT-g or a 13B LLM needs no memory; a method whose file cannot be loaded onto meta tensors is built on the
-CPU instead (said in its row).
+checking ViT-g needs no memory; a method whose file cannot be loaded onto meta tensors (transformers'
+``from_pretrained`` folders) is built on the CPU instead, said in its row, when it is small enough
+(``CPU_FALLBACK_GIB``); a larger one is its row's error naming ``--device cpu``.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -47,9 +49,9 @@ def _rows_of(records: list[dict], key: str, path: str) -> list[dict]:
     """The load records of one configured file or folder (a folder: every file read inside it)."""
     p = Path(path).expanduser().resolve()
     mine = [r for r in records if Path(r["file"]) == p or p in Path(r["file"]).parents]
-    if not mine:  # a transformers folder read by from_pretrained: read, but not counted tensor by tensor
-        return [{"key": key, "file": str(path), "layout": "a transformers folder (from_pretrained)", "set": None,
-                 "total": None, "status": "OK"}]
+    if not mine:  # read by the library (from_pretrained) or the method's own loader: loaded, tensors not counted
+        return [{"key": key, "file": str(path), "layout": "read by the library's own loader (tensors not counted)",
+                 "set": None, "total": None, "status": "OK"}]
     return [{"key": key, "file": r["file"], "layout": r["layout"], "set": r["set"], "total": r["total"],
              "status": "OK"} for r in mine]
 
@@ -62,6 +64,26 @@ def _failed(res: dict, files, what: str, e: BaseException) -> dict:
     res["rows"] = [{"key": k, "file": p, "layout": "", "set": None, "total": None, "status": f"{what}: {line}"}
                    for k, p in blamed]
     return res
+
+
+# the largest model (GiB of fp32 parameters) loaded on the CPU when the meta device cannot take its files
+CPU_FALLBACK_GIB = 8.0
+
+
+def _cpu_gib(cfg) -> float:
+    """The parameters' size in GiB (fp32) of the config's model, counted on the meta device without its files."""
+    bare = copy.deepcopy(cfg)
+    for key, _ in configured_files(dict(bare.model)):
+        node = bare
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = None
+    try:
+        model = _build(bare, "meta")
+    except Exception:  # noqa: BLE001 - unknown size: treat as too large to load unasked
+        return float("inf")
+    return sum(p.numel() for p in model.parameters()) * 4 / 2 ** 30
 
 
 def _build(cfg, device: str):
@@ -92,6 +114,11 @@ def check_method(name: str, config_set: str, cfg_options: dict, device: str = "m
     except Exception as e:  # noqa: BLE001 - a library that cannot load into meta tensors: load it for real
         if device != "meta":
             return _failed(res, files, "ERROR", e)
+        gib = _cpu_gib(cfg)
+        if gib > CPU_FALLBACK_GIB:  # a 13B LLM is not loaded into memory unasked
+            return _failed(res, files, "ERROR", RuntimeError(
+                f"cannot be loaded on the meta device ({' '.join(str(e).split())}); on the CPU it would take "
+                f"~{gib:.0f} GiB: run check-weights --device cpu --methods {name} to load it there"))
         log.info("%s: cannot be loaded on the meta device (%s); building it on the CPU", name, e)
         try:
             model = _build(cfg, "cpu")
