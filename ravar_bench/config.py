@@ -174,6 +174,7 @@ VALUE_RULES = {
     "head.actor_source": _one_of("stored", "clip"),
     "train.prior_bias": _one_of(True, False),
     "init.weights": _one_of("pretrained", "scratch"),
+    "init.instances": _one_of("all", "actor"),
     "data.num_frames": _int_at_least(1),
     "data.frame_stride": _int_at_least(1),
     "data.img_size": _int_at_least(8),

@@ -79,10 +79,15 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
         # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/model/head.py)
         actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
-    if cfg.get("init", {}).get("weights", "scratch") == "pretrained":
+    init = cfg.get("init", {})
+    if init.get("weights", "scratch") == "pretrained":
         # the tiny configs' starting point: the weights `ravar-bench pretrain` made and the package ships
-        # (ravar_bench/pretraining/); each instance loads the file made for its own input size
-        load_shipped(method, info.name, int(cfg.data.img_size))
+        # (ravar_bench/pretraining/); each instance loads the file made for its own input size.
+        # init.instances="actor": only the actor pass's instance, which reads what the pretext read (a person's
+        # crop and one fixed sentence); the whole-clip instance, which must learn to read the reference, starts
+        # from its random initialisation (benchmarks/default_levers.md, e12)
+        if init.get("instances", "all") == "all":
+            load_shipped(method, info.name, int(cfg.data.img_size))
         if actor is not None:
             load_shipped(actor, info.name, int(head.actor_size or cfg.data.img_size))
     return RavarModel(method, head, actor, loss=cfg.get("loss", {}))

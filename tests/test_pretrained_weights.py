@@ -187,3 +187,13 @@ def test_the_prior_bias_puts_the_untrained_classifier_at_the_label_prior():
     bias = model.head.cls[-1].bias
     assert torch.allclose(torch.sigmoid(bias[[11, 13, 79]]), prior[[11, 13, 79]], atol=1e-6)
     assert torch.sigmoid(bias[0]).item() == pytest.approx(1e-3, rel=1e-3)  # an absent class: the floor
+
+
+def test_the_actor_only_start_leaves_the_whole_clip_instance_at_its_own_initialisation():
+    torch.manual_seed(0)
+    model = build_method("x3d", "tiny", {"init.instances": "actor"})
+    assert [r["file"].rsplit("/", 1)[-1] for r in model.loaded_weights] == ["x3d@32.safetensors"]
+    torch.manual_seed(0)
+    scratch = build_method("x3d", "tiny", {"init.weights": "scratch"})
+    for k, v in scratch.method.state_dict().items():  # the same seed, the same random start
+        assert torch.equal(model.method.state_dict()[k], v), k

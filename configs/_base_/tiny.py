@@ -2,7 +2,7 @@
 _base_ = ["./runtime.py", "./data_tiny.py", "./text_minilm.py"]
 # Every tiny method starts from the weights `ravar-bench pretrain` made on a corpus of its own (the tiny analogue
 # of the paper's Kinetics / CLIP / BLIP-2 / ImageNet starts; README, "Starting points"); "scratch": random weights
-init = dict(weights="pretrained")
+init = dict(weights="pretrained", instances="all")
 # 5 epochs with the pretrained start and the actor pass, linear warm-up then decay to zero, the classifier's bias
 # at the label prior: the recipe for a few hundred steps (benchmarks/default_levers.md, e11)
 train = dict(epochs=5, batch_size=16, lr=2e-3, prior_bias=True)

@@ -61,7 +61,7 @@ def shipped_digests(cfg) -> dict:
     from ..encoders.shipped_weights import file_name, read_manifest
 
     files = read_manifest()["files"]
-    sizes = {int(cfg.data.img_size)}
+    sizes = {int(cfg.data.img_size)} if cfg.get("init", {}).get("instances", "all") == "all" else set()
     if cfg.get("head", {}).get("actor_pass"):
         sizes.add(int(cfg.head.get("actor_size") or cfg.data.img_size))
     names = [file_name(cfg.model["type"], s) for s in sorted(sizes)]
