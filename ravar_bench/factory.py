@@ -11,7 +11,8 @@ import torch
 from mmengine.config import Config
 
 from .config import INJECT, load_config
-from .encoders.shipped_weights import load_shipped
+from .encoders.checkpoint import loaded_weights
+from .encoders.shipped_weights import load_shipped, ships
 from .model.head import SharedHead
 from .model.ravar_model import RavarModel
 from .registry import METHODS, method_info
@@ -80,15 +81,16 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/model/head.py)
         actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
     init = cfg.get("init", {})
-    if init.get("weights", "scratch") == "pretrained":
+    if init.get("weights", "scratch") == "pretrained" and ships(info.name):
         # the tiny configs' starting point: the weights `ravar-bench pretrain` made and the package ships
         # (ravar_bench/pretraining/); each instance loads the file made for its own input size.
         # init.instances="actor": only the actor pass's instance, which reads what the pretext read (a person's
         # crop and one fixed sentence); the whole-clip instance, which must learn to read the reference, starts
         # from its random initialisation (benchmarks/default_levers.md, e12)
-        if init.get("instances", "all") == "all":
+        # an instance that already loaded a file the config names (model.*pretrained) keeps it
+        if init.get("instances", "all") == "all" and not loaded_weights(method):
             load_shipped(method, info.name, int(cfg.data.img_size))
-        if actor is not None:
+        if actor is not None and not loaded_weights(actor):
             load_shipped(actor, info.name, int(head.actor_size or cfg.data.img_size))
     return RavarModel(method, head, actor, loss=cfg.get("loss", {}))
 

@@ -175,11 +175,11 @@ def test_the_crop_is_made_from_the_frames_as_stored_when_the_batch_has_them():
 
 
 def test_the_model_asks_for_the_stored_frames_only_with_the_stored_actor_pass():
-    m = build_from_config(load_config("x3d", "tiny", {"init.weights": "scratch"}))
+    m = build_from_config(load_config("x3d", "tiny", ACTOR32))
     assert "video_full" in m.needs and "keyframe_full" not in m.needs
-    clip = build_from_config(load_config("x3d", "tiny", {"init.weights": "scratch", "head.actor_source": "clip"}))
+    clip = build_from_config(load_config("x3d", "tiny", {**ACTOR32, "head.actor_source": "clip"}))
     assert "video_full" not in clip.needs
-    single = build_from_config(load_config("clip_sam", "tiny", {"init.weights": "scratch"}))
+    single = build_from_config(load_config("clip_sam", "tiny", ACTOR32))
     assert "keyframe_full" in single.needs and "video_full" not in single.needs
 
 

@@ -22,6 +22,8 @@ from ravar_bench.factory import build_from_config, build_method
 from ravar_bench.pretraining import run as P
 from ravar_bench.registry import resolve_methods
 
+# the e12 recipe (README, "The committed leaderboard"): the actor pass's instance from the shipped weights
+E12 = {"init.weights": "pretrained", "init.instances": "actor", "head.actor_pass": True, "head.actor_size": 32}
 MAX_BYTES = 40 * 2 ** 20  # the issue's ceiling for the whole shipped set
 
 
@@ -70,7 +72,7 @@ def test_the_manifest_records_what_made_each_file_and_the_set_is_small():
 
 
 def test_the_benchmark_instances_start_from_the_shipped_files():
-    model = build_method("x3d", "tiny")
+    model = build_method("x3d", "tiny", {**E12, "init.instances": "all"})
     man = read_manifest()["files"]
     got = {r["file"].rsplit("/", 1)[-1]: r for r in model.loaded_weights}
     assert set(got) == {"x3d@64.safetensors", "x3d@32.safetensors"}  # the whole-clip instance and the actor's
@@ -106,18 +108,26 @@ def test_a_file_of_another_architecture_is_refused_with_the_command(tmp_path):
 
 
 def test_a_missing_file_stops_the_cli_before_training(tmp_path, monkeypatch, capsys):
-    """Exit code 2 with one line, before anything trains."""
+    """A method the manifest lists whose file is gone: exit code 2 with one line, before anything trains."""
     from ravar_bench import cli
     from ravar_bench.encoders import shipped_weights as shipped
 
-    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "none")
-    monkeypatch.setattr(shipped.load_shipped, "__defaults__", (tmp_path / "none",))
-    monkeypatch.setattr(shipped.check_fits, "__defaults__", (tmp_path / "none",))
+    folder = tmp_path / "w"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    (folder / "x3d@32.safetensors").unlink()
+    for fn in (shipped.load_shipped, shipped.check_fits, shipped.ships):
+        monkeypatch.setattr(fn, "__defaults__", (folder,))
     rc = cli.main(["run", "--methods", "x3d", "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress",
-                   "--synth-movies", "2,1,1"])
+                   "--synth-movies", "2,1,1", "--cfg-options", *[f"{k}={v}" for k, v in E12.items()]])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "ravar-bench pretrain --methods x3d" in err[0], err
     assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_a_method_the_manifest_does_not_list_starts_from_its_own_initialisation():
+    from ravar_bench.encoders.shipped_weights import ships
+
+    assert ships("x3d") and not ships("chance") and not ships("no_such_plugin")
 
 
 def _source_at(root):
@@ -190,8 +200,9 @@ def test_the_prior_bias_puts_the_untrained_classifier_at_the_label_prior():
 
 
 def test_the_actor_only_start_leaves_the_whole_clip_instance_at_its_own_initialisation():
+    """e12's start (init.instances="actor")."""
     torch.manual_seed(0)
-    model = build_method("x3d", "tiny", {"init.instances": "actor"})
+    model = build_method("x3d", "tiny", E12)
     assert [r["file"].rsplit("/", 1)[-1] for r in model.loaded_weights] == ["x3d@32.safetensors"]
     torch.manual_seed(0)
     scratch = build_method("x3d", "tiny", {"init.weights": "scratch"})

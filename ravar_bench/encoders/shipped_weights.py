@@ -62,6 +62,14 @@ def read_manifest(folder: Path = WEIGHTS_DIR) -> dict:
     return json.loads(path.read_text())
 
 
+def ships(method: str, folder: Path = WEIGHTS_DIR) -> bool:
+    """Whether the manifest lists pretrained files for ``method``. A method it does not list (a plug-in, a method
+    added after the files were made) starts from its own initialisation under init.weights="pretrained" too; its
+    rows' ``loaded_weights`` then name no file and the leaderboard's note says "random weights". A listed method
+    whose file is missing or does not fit is an error."""
+    return any(e.get("method") == method for e in read_manifest(folder)["files"].values())
+
+
 def _refuse(method: str, size: int, path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{method}: the shipped pretrained weights {path} {why}; remake them with "
                            f"`{remake_command(method)}` (or start from random weights: --cfg-options init.weights=scratch)")
