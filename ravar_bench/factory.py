@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from .config import INJECT, load_config
 from .encoders.checkpoint import loaded_weights
-from .encoders.shipped_weights import load_shipped, ships
+from .encoders.shipped_weights import load_shipped, ships, start_sizes
 from .model.head import SharedHead
 from .model.ravar_model import RavarModel
 from .registry import METHODS, method_info
@@ -80,18 +80,18 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         head = SharedHead(method.feat_dim, **{"map_dim": method.map_dim, **cfg.get("head", {})})
         # the actor-centred pass runs a second instance of the same method (its own weights; ravar_bench/model/head.py)
         actor = _build_actor(cls, cfg, head.actor_size) if head.actor_pass else None
-    init = cfg.get("init", {})
-    if init.get("weights", "scratch") == "pretrained" and ships(info.name):
-        # the tiny configs' starting point: the weights `ravar-bench pretrain` made and the package ships
-        # (ravar_bench/pretraining/); each instance loads the file made for its own input size.
+    sizes = start_sizes(cfg)
+    if sizes and ships(info.name):
+        # the tiny configs' starting point under init.weights="pretrained": the weights `ravar-bench pretrain` made
+        # and the package ships (ravar_bench/pretraining/), each instance the file made for its own input size.
         # init.instances="actor": only the actor pass's instance, which reads what the pretext read (a person's
         # crop and one fixed sentence); the whole-clip instance, which must learn to read the reference, starts
-        # from its random initialisation (benchmarks/default_levers.md, e12)
-        # an instance that already loaded a file the config names (model.*pretrained) keeps it
-        if init.get("instances", "all") == "all" and not loaded_weights(method):
-            load_shipped(method, info.name, int(cfg.data.img_size))
-        if actor is not None and not loaded_weights(actor):
-            load_shipped(actor, info.name, int(head.actor_size or cfg.data.img_size))
+        # from its random initialisation (benchmarks/default_levers.md, e12). An instance that already loaded a
+        # file the config names (model.*pretrained) keeps it.
+        instances = {"method": method, "actor": actor}
+        for which, size in sizes.items():
+            if not loaded_weights(instances[which]):
+                load_shipped(instances[which], info.name, size)
     return RavarModel(method, head, actor, loss=cfg.get("loss", {}))
 
 

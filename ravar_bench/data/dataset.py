@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # The actor-centred pass's pixels at the resolution the frames are stored in (e.g. 160 x 120 for RefAVA-Synth):
 # a model that crops one person asks for them (RavarModel.needs), so its crop is resampled from the stored frame
 # instead of from the 64 px clip, where a person is ~26 x 8 px.
-FULL_RES = {"video_full": "video", "keyframe_full": "keyframe"}
+FULL_RES = ("video_full", "keyframe_full")
 PIXEL_KEYS = ("video", "keyframe", *FULL_RES)
 
 

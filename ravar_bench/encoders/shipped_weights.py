@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, record_load, sha256
 from ..reference import PACKAGE_ROOT
+from .checkpoint import CheckpointError, record_load, sha256
 
 WEIGHTS_DIR = PACKAGE_ROOT / "weights" / "tiny"
 MANIFEST = "manifest.json"
@@ -68,6 +68,20 @@ def ships(method: str, folder: Path = WEIGHTS_DIR) -> bool:
     rows' ``loaded_weights`` then name no file and the leaderboard's note says "random weights". A listed method
     whose file is missing or does not fit is an error."""
     return any(e.get("method") == method for e in read_manifest(folder)["files"].values())
+
+
+def start_sizes(cfg) -> dict[str, int]:
+    """Under ``init.weights="pretrained"``: which instance starts from which shipped size (``{"method": 64,
+    "actor": 32}``); ``init.instances="actor"`` leaves the whole-clip instance out. The factory loads these files
+    and the provenance digests them, so both read the config the same way."""
+    init = cfg.get("init", {})
+    if init.get("weights", "scratch") != "pretrained":
+        return {}
+    head, img = cfg.get("head", {}), int(cfg.data.img_size)
+    out = {"method": img} if init.get("instances", "all") == "all" else {}
+    if head.get("actor_pass"):
+        out["actor"] = int(head.get("actor_size") or img)
+    return out
 
 
 def _refuse(method: str, size: int, path: Path, why: str) -> CheckpointError:

@@ -58,13 +58,10 @@ def train_digest(cfg) -> str:
 
 def shipped_digests(cfg) -> dict:
     """sha256 of each shipped pretrained file the config's instances start from (by the package's manifest)."""
-    from ..encoders.shipped_weights import file_name, read_manifest
+    from ..encoders.shipped_weights import file_name, read_manifest, start_sizes
 
     files = read_manifest()["files"]
-    sizes = {int(cfg.data.img_size)} if cfg.get("init", {}).get("instances", "all") == "all" else set()
-    if cfg.get("head", {}).get("actor_pass"):
-        sizes.add(int(cfg.head.get("actor_size") or cfg.data.img_size))
-    names = [file_name(cfg.model["type"], s) for s in sorted(sizes)]
+    names = sorted({file_name(cfg.model["type"], s) for s in start_sizes(cfg).values()})
     return {n: files.get(n, {}).get("sha256", "missing") for n in names}
 
 
