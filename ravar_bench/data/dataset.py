@@ -24,6 +24,11 @@ FULL_RES = ("video_full", "keyframe_full")
 PIXEL_KEYS = ("video", "keyframe", *FULL_RES)
 
 
+def stored_resolution(needs) -> set[str]:
+    """The ``*_full`` keys of the pixels in ``needs`` (what a model that crops one person asks for beside them)."""
+    return {f"{k}_full" for k in ("video", "keyframe") if k in needs}
+
+
 def normalise_batch(batch: dict, mean, std) -> dict:
     """uint8 pixels (``video``, ``keyframe`` and their stored-resolution ``*_full``) of a collated batch -> float,
     normalised (on whatever device they are)."""

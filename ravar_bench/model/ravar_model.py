@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.dataset import stored_resolution
 from ..encoders.checkpoint import loaded_weights
 from .actor_crop import actor_batch
 from .head import SharedHead, ravar_loss
@@ -44,7 +45,7 @@ class RavarModel(nn.Module):
         # the actor pass reads its fixed sentence's features, where the method reads frozen text features
         reads_frozen_text = bool(needs & {"text_emb", "text_tokens"})
         if self.head.actor_pass and self.head.actor_source == "stored":  # crop from the frames as stored
-            needs |= {f"{k}_full" for k in ("video", "keyframe") if k in needs}
+            needs |= stored_resolution(needs)
         return frozenset(needs | ({"actor_text"} if self.head.actor_pass and reads_frozen_text else set()))
 
     def _check(self, feats: torch.Tensor) -> None:

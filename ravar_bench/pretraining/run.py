@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config import load_config
-from ..data.dataset import normalise_batch
+from ..data.dataset import normalise_batch, stored_resolution
 from ..encoders.shipped_weights import WEIGHTS_DIR, architecture, file_name, read_manifest, remake_command, save_shipped
 from ..errors import UsageError
 from ..factory import actor_config, model_kwargs
@@ -111,7 +111,7 @@ def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: 
         return None
     epochs = int(epochs or RECIPE["epochs"])
     head = PretextHead(method.feat_dim)
-    needs = set(method.needs) | {f"{k}_full" for k in ("video", "keyframe") if k in method.needs}
+    needs = set(method.needs) | stored_resolution(method.needs)
     table = attribute_table(source.root)
     data_cfg = base_cfg.copy()  # the clip as the benchmark's data config decodes it; the crop is made from *_full
     data_cfg.train.batch_size = RECIPE["batch_size"]
@@ -200,13 +200,9 @@ def pretrain(methods: list[str], out: str | Path | None = None, progress: bool =
     code = {k: v for k, v in code_version().items() if k in ("git_commit", "git_dirty")}
     made = {}
     for name, size in jobs:
-        entry = pretrain_one(name, size, source, text_cache, out, progress, force, epochs, code)
-        if entry is None:
-            entry = read_manifest(out)["files"][file_name(name, size)]
-            echo(describe(name, size, entry) + " (kept: up to date)")
-        else:
-            entry = read_manifest(out)["files"][file_name(name, size)]
-            echo(describe(name, size, entry))
+        kept = pretrain_one(name, size, source, text_cache, out, progress, force, epochs, code) is None
+        entry = read_manifest(out)["files"][file_name(name, size)]  # with the sha256 save_shipped added
+        echo(describe(name, size, entry) + (" (kept: up to date)" if kept else ""))
         made[file_name(name, size)] = entry
     return made
 
