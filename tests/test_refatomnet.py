@@ -29,6 +29,7 @@ from ravar_bench.encoders.checkpoint import CheckpointError  # noqa: E402
 from ravar_bench.factory import build_from_config, count_params  # noqa: E402
 from ravar_bench.model.head import ravar_loss  # noqa: E402
 from ravar_bench.registry import method_info  # noqa: E402
+from ravar_bench.testing import with_actor_text  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -46,7 +47,12 @@ EXPECTED = {  # name -> (family, paper row)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def make_batch(b=2, t=8, size=64, L=32, no=16, dt=384, seed=0):
+def make_batch(b=2, t=8, size=64, L=32, no=16, dt=384, seed=0) -> dict:
+    """A hand-made batch, with the actor pass's fixed-sentence features that the engine's text cache adds."""
+    return with_actor_text(_raw_batch(b=b, t=t, size=size, L=L, no=no, dt=dt, seed=seed))
+
+
+def _raw_batch(b=2, t=8, size=64, L=32, no=16, dt=384, seed=0):
     g = torch.Generator().manual_seed(seed)
     x1y1 = torch.rand(b, no, 2, generator=g) * 0.5
     n_valid = torch.randint(4, L, (b, 1), generator=g)
@@ -497,7 +503,9 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
         want = ref.qformer(query_embeds=ref.query_tokens.expand(3, -1, -1), encoder_hidden_states=img).last_hidden_state
     # through the config path of the full model
     model = ravar_bench.build_method("refatomnet", "tiny",
-                                     cfg_options={"model.blip2.pretrained": str(tmp_path / "blip2")}).eval()
+                                     cfg_options={"model.blip2.pretrained": str(tmp_path / "blip2"),
+                                                  # a file made for the clip's 64 px: no 32 px actor pass
+                                                  "head.actor_pass": False}).eval()
     assert model.method.visual.load_report == {"missing": [], "unexpected": []}
     with torch.no_grad():
         got = model.method.visual(px.unsqueeze(1))[:, 0]

@@ -18,3 +18,6 @@ loss = dict(box_weight=1.0, cls_weight=5.0)
 # (`ravar-bench detect --detector detr --per-query`: every query, in query order) in its own order. A cache sorted
 # by score (HOG, RefAVA-Synth, DETR without --per-query) reads the same either way.
 data = dict(detections_order="as_cached")
+# Another architecture than the one the shipped pretrained tiny files were made for (configs/refatomnet/tiny.py):
+# it starts from random weights, as every method without a shipped file of its own does
+init = dict(weights="scratch")
