@@ -198,3 +198,20 @@ def test_the_static_control_freezes_the_stored_clip_too():
     v = torch.arange(3.0).view(1, 3, 1, 1, 1).expand(1, 3, 3, 4, 4)
     KeyFrameClip(Probe())({"video": v, "video_full": v * 10, "clip_key": ["a___1"]})
     assert (seen["video"] == 1.0).all() and (seen["video_full"] == 10.0).all()
+
+
+def test_the_normalised_actor_feature_makes_the_classifier_blind_to_its_scale():
+    """head.actor_norm (e13): a pretrained actor feature 750 times the whole-clip one's scale, as I3D's, reaches the
+    classifier at the scale of its LayerNorm; without the option the scale goes straight into its first layer."""
+    torch.manual_seed(0)
+    clip, actor = torch.randn(4, 8), torch.randn(4, 8)
+    normed = SharedHead(8, cls_hidden=(16,), actor_pass=True, actor_norm=True).eval()
+    plain = SharedHead(8, cls_hidden=(16,), actor_pass=True).eval()
+    assert plain.actor_norm is None and isinstance(normed.actor_norm, torch.nn.LayerNorm)
+    with torch.no_grad():
+        torch.testing.assert_close(normed.classify(clip, actor), normed.classify(clip, 750 * actor + 3))
+        assert not torch.allclose(plain.classify(clip, actor), plain.classify(clip, 750 * actor + 3))
+    cfg = load_config("x3d", "tiny", {"head.actor_norm": True})
+    assert build_from_config(cfg, device="meta").head.actor_norm is not None
+    with pytest.raises(Exception, match="actor_norm"):
+        load_config("x3d", "tiny", {"head.actor_norm": "yes"})

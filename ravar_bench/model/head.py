@@ -46,6 +46,9 @@ class SharedHead(nn.Module):
     ``actor_pass``: the classifier also reads the feature of :class:`RavarModel`'s actor-centred second pass
     (``actor_size``: the side of that pass's crop in px; None: the clip's size; ``actor_source="stored"``: cropped
     from the frames at the resolution they are stored in, ``"clip"``: from the clip the whole-clip pass reads).
+    ``actor_norm``: that feature is layer-normalised before the classifier reads it (a pretrained instance's feature
+    can be orders of magnitude larger than the whole-clip one: I3D's, norm ~750 against 34, left every hidden unit of
+    the classifier dead; benchmarks/default_levers.md, e13).
 
     Args:
         in_dim: the method's pooled feature size (``Method.feat_dim``).
@@ -57,7 +60,7 @@ class SharedHead(nn.Module):
         map_dim: channels of the method's spatial map (candidate mode; 0: none).
         cand_hidden: width of the candidate scorer.
         select_weight: weight of the candidate-selection cross-entropy.
-        actor_pass, actor_size, actor_source: the actor-centred second pass (above).
+        actor_pass, actor_size, actor_source, actor_norm: the actor-centred second pass (above).
 
     ``forward`` returns ``{"logits", "boxes", "select_loss"}`` (the selection loss: candidate mode in training with
     ``gt_boxes``, else None); :class:`ravar_bench.model.ravar_model.RavarModel` adds it to the loss terms.
@@ -66,7 +69,7 @@ class SharedHead(nn.Module):
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,
                  box_activation: str = "sigmoid", num_classes: int = NUM_CLASSES, box_mode: str = "regress",
                  map_dim: int = 0, cand_hidden: int = 64, select_weight: float = 1.0, actor_pass: bool = False,
-                 actor_size: int | None = None, actor_source: str = "stored"):
+                 actor_size: int | None = None, actor_source: str = "stored", actor_norm: bool = False):
         super().__init__()
         if actor_source not in ("stored", "clip"):
             raise ValueError(f"head.actor_source must be 'stored' or 'clip', got {actor_source!r}")
@@ -80,6 +83,7 @@ class SharedHead(nn.Module):
         self.map_dim = int(map_dim) if box_mode == "candidates" else 0
         self.actor_pass = bool(actor_pass)
         self.actor_size = None if actor_size is None else int(actor_size)  # the crop's side in px (None: the clip's)
+        self.actor_norm = nn.LayerNorm(in_dim) if self.actor_pass and actor_norm else None
         cls_in = in_dim + self.map_dim + (in_dim if self.actor_pass else 0)
         self.cls = _mlp(cls_in, tuple(cls_hidden), num_classes, dropout, dropout_first=True)
         self.box = _mlp(in_dim, tuple(box_hidden), 4, 0.0, dropout_first=True)
@@ -122,6 +126,8 @@ class SharedHead(nn.Module):
             if actor_feats is None:
                 raise ValueError("the head was built with actor_pass=True: it needs the actor pass's features "
                                  "(RavarModel runs that pass)")
+            if self.actor_norm is not None:
+                actor_feats = self.actor_norm(actor_feats)
             cls_in = torch.cat([cls_in, actor_feats], dim=-1)
         return self.cls(cls_in)
 
