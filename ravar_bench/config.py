@@ -173,6 +173,7 @@ VALUE_RULES = {
     "head.cand_hidden": _int_at_least(1),
     "head.actor_source": _one_of("stored", "clip"),
     "head.actor_norm": _one_of(True, False),
+    "head.cand_appearance": _one_of(True, False),
     "train.prior_bias": _one_of(True, False),
     "init.weights": _one_of("pretrained", "scratch"),
     "init.instances": _one_of("all", "actor"),

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from .config import INJECT, load_config
 from .encoders.checkpoint import loaded_weights
 from .encoders.shipped_weights import load_shipped, ships, start_sizes
+from .model.candidates import CandidateAppearance
 from .model.head import SharedHead
 from .model.ravar_model import RavarModel
 from .registry import METHODS, method_info
@@ -92,7 +93,10 @@ def build_from_config(cfg: Config, device: str | torch.device | None = None) -> 
         for which, size in sizes.items():
             if not loaded_weights(instances[which]):
                 load_shipped(instances[which], info.name, size)
-    return RavarModel(method, head, actor, loss=cfg.get("loss", {}))
+    appearance = None
+    if head.cand_appearance:  # the actor instance as it starts, frozen (model/candidates.py, e14)
+        appearance = CandidateAppearance(copy.deepcopy(actor), head.actor_size)
+    return RavarModel(method, head, actor, loss=cfg.get("loss", {}), appearance=appearance)
 
 
 def build_method(name: str, config_set: str = "tiny", cfg_options: dict | None = None,

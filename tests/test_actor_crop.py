@@ -215,3 +215,53 @@ def test_the_normalised_actor_feature_makes_the_classifier_blind_to_its_scale():
     assert build_from_config(cfg, device="meta").head.actor_norm is not None
     with pytest.raises(Exception, match="actor_norm"):
         load_config("x3d", "tiny", {"head.actor_norm": "yes"})
+
+
+def test_the_chooser_reads_each_candidates_appearance_from_the_frozen_starting_actor():
+    """head.cand_appearance (e14): every person candidate is cropped as the actor pass crops the chosen one and
+    encoded by a frozen copy of the actor instance as it started (the shipped file); features of a (clip, box) are
+    computed once; what a candidate looks like moves its score; training the model leaves the copy as it was."""
+    from ravar_bench.model.candidates import CandidateAppearance
+    from ravar_bench.testing import fake_batch
+
+    torch.manual_seed(0)
+    cfg = load_config("x3d", "tiny", {"head.cand_appearance": True})
+    model = build_from_config(cfg)
+    app = model.appearance
+    assert isinstance(app, CandidateAppearance) and not any(p.requires_grad for p in app.parameters())
+    start = {k: v.clone() for k, v in model.actor.state_dict().items()}
+    assert all(torch.equal(v, app.encoder.state_dict()[k]) for k, v in start.items())
+    batch = fake_batch(cfg, 2)
+    batch["detections"]["cat_ids"][:, 3:] = 5  # three person candidates per clip, the rest other objects
+    feats = app(batch)
+    assert feats.shape == (2, 16, model.actor.feat_dim) and (feats[:, 3:] == 0).all()
+    app.encoder.eval()
+    box = batch["detections"]["boxes"][1, 2]
+    with torch.no_grad():
+        one = app.encoder(actor_batch({k: (v[1:] if torch.is_tensor(v) else v[1:] if isinstance(v, list) else v)
+                                       for k, v in batch.items() if k not in ("detections", "actor_text")}
+                                      | {"actor_text": {k: v[1:] for k, v in batch["actor_text"].items()}},
+                                      box[None], size=32))
+    torch.testing.assert_close(feats[1, 2], one[0], atol=1e-4, rtol=1e-4)
+    hits = app.feature_cache.hits
+    torch.testing.assert_close(app(batch), feats)
+    assert app.feature_cache.hits == hits + 6  # the second call reads the cache
+    # the chooser reads them: the (soft, training-mode) choice depends on every person candidate's appearance
+    # feature and on nothing of the other detections'
+    model.head.train()
+    cf = feats.clone().requires_grad_(True)
+    with torch.no_grad():
+        fq = model.method(batch)
+    smap = model.method.spatial_map if model.head.map_dim else None
+    model.head.locate(fq, batch["detections"], smap, None, cf)[0].sum().backward()
+    g = cf.grad.abs().sum(-1)
+    assert (g[:, :3] > 0).all() and (g[:, 3:] == 0).all()
+    model.train()
+    assert not app.encoder.training  # frozen: no BatchNorm statistics drift while the model trains
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(batch)["losses"]["loss"].backward()
+    opt.step()
+    assert all(torch.equal(v, app.encoder.state_dict()[k]) for k, v in start.items())
+    assert any(not torch.equal(v, model.actor.state_dict()[k]) for k, v in start.items())
+    with pytest.raises(Exception, match="cand_appearance"):
+        build_from_config(load_config("x3d", "tiny", {"head.cand_appearance": True, "head.actor_pass": False}))

@@ -10,6 +10,8 @@ init = dict(weights="pretrained", instances="actor")
 train = dict(epochs=5, batch_size=16, lr=2e-3, prior_bias=True)
 # box_mode="candidates": the box is chosen among the key frame's person detections (ravar_bench/model/head.py).
 # The actor-centred second pass crops the chosen person from the frames as stored (160 x 120, actor_source="stored")
-# resampled to 32 px, and the classifier reads its feature beside the whole clip's (README, "Minutes vs criteria")
+# resampled to 32 px, and the classifier reads its feature beside the whole clip's (README, "Minutes vs criteria").
+# actor_norm: that feature is layer-normalised first, because the methods' feature scales differ by orders of
+# magnitude and I3D's classifier died on its scale (e13 in benchmarks/default_levers.md)
 head = dict(cls_hidden=(128,), box_hidden=(64,), dropout=0.1, box_mode="candidates", actor_pass=True, actor_size=32,
-            actor_source="stored")
+            actor_source="stored", actor_norm=True)

@@ -46,19 +46,24 @@ class FrozenFeatureCache:
 
     def __call__(self, keys: list[str] | None, inputs: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]):
         """``fn(inputs[i])`` for each item i, with items whose key is cached taken from the cache."""
+        return self.lookup(keys, lambda idx: fn(inputs if idx is None else inputs[idx]), inputs.device)
+
+    def lookup(self, keys: list[str] | None, compute: Callable[[list[int] | None], torch.Tensor],
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """Item i's output for each key, computing ``compute(indices)`` (a tensor with one row per index; None: all
+        items) only for the keys not cached. For inputs that are not one tensor (a batch dict cut per item)."""
         if not self.enabled or keys is None:
-            return fn(inputs)
+            return compute(None)
         missing = [i for i, k in enumerate(keys) if k not in self.store]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:
             with torch.no_grad():
-                out = fn(inputs[missing])
+                out = compute(missing)
             for j, i in enumerate(missing):
                 self.store[keys[i]] = out[j].detach().to("cpu", copy=True)
             self._dirty = True
-        return torch.stack([self.store[k] for k in keys]).to(inputs.device)
-
+        return torch.stack([self.store[k] for k in keys]).to(device)
 
 def frozen_caches(model: torch.nn.Module) -> list[tuple[str, FrozenFeatureCache]]:
     return [(name, m.feature_cache) for name, m in model.named_modules()

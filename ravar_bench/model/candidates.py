@@ -1,10 +1,15 @@
 """What the shared head's candidate mode knows about each person detection of a key frame: its geometry among
-the clip's people, its overlap with the true box, and its RoI feature of a method's spatial map."""
+the clip's people, its overlap with the true box, its RoI feature of a method's spatial map, and (the option
+``head.cand_appearance``) its appearance as the method's starting actor instance sees it."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..data.coco import PERSON_ID as PERSON_CAT
+from ..encoders.frozen_cache import FrozenFeatureCache
+from ..method import FrozenStaysEval
+from .actor_crop import actor_batch
 
 
 def candidate_geometry(dets: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,3 +57,67 @@ def roi_features(fmap: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
                       (boxes * scale).reshape(-1, 4)], dim=1)
     out = roi_align(fmap, rois.to(fmap.dtype), output_size=2, spatial_scale=1.0, sampling_ratio=2, aligned=True)
     return out.mean(dim=(2, 3)).view(b, n, -1)
+
+
+def take_rows(batch: dict, idx: torch.Tensor, rows: int) -> dict:
+    """The batch's items ``idx`` (repeats allowed): every tensor and list with ``rows`` items indexed, dicts (the
+    detections, the actor sentence's features) likewise, anything else kept."""
+    def cut(v):
+        if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == rows:
+            return v[idx.to(v.device)]
+        if isinstance(v, (list, tuple)) and len(v) == rows:
+            return [v[i] for i in idx.tolist()]
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        return v
+    return {k: cut(v) for k, v in batch.items()}
+
+
+class CandidateAppearance(FrozenStaysEval):
+    """Each person candidate's feature as the method's actor instance sees it at its starting point: the candidate
+    cropped exactly as the actor pass crops the chosen person (:func:`ravar_bench.model.actor_crop.actor_batch`,
+    with its one fixed sentence) and encoded by a frozen copy of that instance, taken after its starting weights
+    loaded (the shipped pretrained file under ``init.weights="pretrained"``).
+
+    Why: the candidate chooser of a method without a fine spatial map sees only each candidate's geometry, so an
+    appearance-only reference ("the person in the red shirt") is chosen at chance; the pretrained actor instance
+    reads a person's shirt colour from such a crop (its pretext scores, ``manifest.json``). Frozen, so that its
+    features of a (clip, box) never change and are computed once per run (a :class:`FrozenFeatureCache`, which the
+    trainer binds to a file), and so that the choice cannot be trained into it. benchmarks/default_levers.md, e14.
+    """
+
+    def __init__(self, encoder: nn.Module, size: int | None):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False).eval()
+        self.size = size
+        self.feature_cache = FrozenFeatureCache()
+
+    def train(self, mode: bool = True):
+        # eval from the start, not only after the first model.train(): a cached feature must be the one eval gives
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """(B, N, D): each detection's feature (zeros where it is not a person candidate)."""
+        dets = batch["detections"]
+        boxes = dets["boxes"].float()
+        b, n = boxes.shape[:2]
+        person = dets["mask"].bool() & (dets["cat_ids"] == PERSON_CAT)
+        bi, ni = person.nonzero(as_tuple=True)
+        cand = boxes[bi, ni]
+        out = boxes.new_zeros(b, n, self.encoder.feat_dim)
+        if not len(bi):
+            return out
+        clips = batch["clip_key"]
+        keys = [f"{clips[i]}@cand:" + ",".join(f"{v:.4f}" for v in box)
+                for i, box in zip(bi.tolist(), cand.tolist())]
+
+        def compute(idx):
+            sel = torch.arange(len(bi)) if idx is None else torch.as_tensor(idx)
+            sub = take_rows(batch, bi[sel], b)
+            with torch.no_grad():
+                return self.encoder(actor_batch(sub, cand[sel], size=self.size)).float()
+
+        out[bi, ni] = self.feature_cache.lookup(keys, compute, boxes.device).to(out.dtype)
+        return out

@@ -49,6 +49,10 @@ class SharedHead(nn.Module):
     ``actor_norm``: that feature is layer-normalised before the classifier reads it (a pretrained instance's feature
     can be orders of magnitude larger than the whole-clip one: I3D's, norm ~750 against 34, left every hidden unit of
     the classifier dead; benchmarks/default_levers.md, e13).
+    ``cand_appearance``: the candidate chooser also reads each person candidate's appearance feature
+    (:class:`ravar_bench.model.candidates.CandidateAppearance`: the starting actor instance, frozen, on the
+    candidate's crop; needs ``actor_pass`` and candidate mode), scored against the pooled feature as region features
+    are (benchmarks/default_levers.md, e14).
 
     Args:
         in_dim: the method's pooled feature size (``Method.feat_dim``).
@@ -61,6 +65,7 @@ class SharedHead(nn.Module):
         cand_hidden: width of the candidate scorer.
         select_weight: weight of the candidate-selection cross-entropy.
         actor_pass, actor_size, actor_source, actor_norm: the actor-centred second pass (above).
+        cand_appearance: the chooser reads each candidate's appearance (above).
 
     ``forward`` returns ``{"logits", "boxes", "select_loss"}`` (the selection loss: candidate mode in training with
     ``gt_boxes``, else None); :class:`ravar_bench.model.ravar_model.RavarModel` adds it to the loss terms.
@@ -69,7 +74,8 @@ class SharedHead(nn.Module):
     def __init__(self, in_dim: int, cls_hidden=(512, 256), box_hidden=(512, 128), dropout: float = 0.2,
                  box_activation: str = "sigmoid", num_classes: int = NUM_CLASSES, box_mode: str = "regress",
                  map_dim: int = 0, cand_hidden: int = 64, select_weight: float = 1.0, actor_pass: bool = False,
-                 actor_size: int | None = None, actor_source: str = "stored", actor_norm: bool = False):
+                 actor_size: int | None = None, actor_source: str = "stored", actor_norm: bool = False,
+                 cand_appearance: bool = False):
         super().__init__()
         if actor_source not in ("stored", "clip"):
             raise ValueError(f"head.actor_source must be 'stored' or 'clip', got {actor_source!r}")
@@ -84,6 +90,10 @@ class SharedHead(nn.Module):
         self.actor_pass = bool(actor_pass)
         self.actor_size = None if actor_size is None else int(actor_size)  # the crop's side in px (None: the clip's)
         self.actor_norm = nn.LayerNorm(in_dim) if self.actor_pass and actor_norm else None
+        if cand_appearance and not (self.actor_pass and box_mode == "candidates"):
+            raise ValueError("head.cand_appearance=True needs head.actor_pass=True and head.box_mode='candidates' "
+                             "(the candidates' appearance comes from the actor instance's starting copy)")
+        self.cand_appearance = bool(cand_appearance)
         cls_in = in_dim + self.map_dim + (in_dim if self.actor_pass else 0)
         self.cls = _mlp(cls_in, tuple(cls_hidden), num_classes, dropout, dropout_first=True)
         self.box = _mlp(in_dim, tuple(box_hidden), 4, 0.0, dropout_first=True)
@@ -100,6 +110,10 @@ class SharedHead(nn.Module):
                 self.region_norm = nn.LayerNorm(self.map_dim)
                 self.region_k = nn.Linear(self.map_dim, cand_hidden)
                 self.region_q = nn.Linear(in_dim, cand_hidden)
+            if self.cand_appearance:
+                self.app_norm = nn.LayerNorm(in_dim)
+                self.app_k = nn.Linear(in_dim, cand_hidden)
+                self.app_q = nn.Linear(in_dim, cand_hidden)
 
     @torch.no_grad()
     def init_prior(self, prior: torch.Tensor, eps: float = 1e-3) -> None:
@@ -114,9 +128,9 @@ class SharedHead(nn.Module):
 
     def forward(self, feats: torch.Tensor, detections: dict | None = None,
                 spatial_map: torch.Tensor | None = None, gt_boxes: torch.Tensor | None = None,
-                actor_feats: torch.Tensor | None = None) -> dict:
+                actor_feats: torch.Tensor | None = None, cand_feats: torch.Tensor | None = None) -> dict:
         """``{"logits": (B, 80), "boxes": (B, 4), "select_loss": scalar or None}`` (see :meth:`locate`)."""
-        boxes, cls_in, select_loss = self.locate(feats, detections, spatial_map, gt_boxes)
+        boxes, cls_in, select_loss = self.locate(feats, detections, spatial_map, gt_boxes, cand_feats)
         return {"logits": self.classify(cls_in, actor_feats), "boxes": boxes, "select_loss": select_loss}
 
     def classify(self, cls_in: torch.Tensor, actor_feats: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,9 +146,11 @@ class SharedHead(nn.Module):
         return self.cls(cls_in)
 
     def locate(self, feats: torch.Tensor, detections: dict | None = None, spatial_map: torch.Tensor | None = None,
-               gt_boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+               gt_boxes: torch.Tensor | None = None, cand_feats: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(box (B, 4), the classifier's input before the actor feature, the candidate-selection loss: a weighted
-        scalar in training when ``gt_boxes`` are given in candidate mode, else None)."""
+        scalar in training when ``gt_boxes`` are given in candidate mode, else None). ``cand_feats``: (B, N, in_dim)
+        per detection, with ``cand_appearance`` (RavarModel computes them)."""
         select_loss = None
         boxes = self.box(feats)
         if self.box_activation == "sigmoid":
@@ -159,6 +175,12 @@ class SharedHead(nn.Module):
             region = self.region_norm(roi_features(spatial_map, cand_boxes))  # (B, N, C)
             k, rq = self.region_k(region), self.region_q(q)
             scores = scores + torch.einsum("bnc,bc->bn", k, rq) / k.shape[-1] ** 0.5
+        if self.cand_appearance:
+            if cand_feats is None or cand_feats.shape[:2] != cand_boxes.shape[:2]:
+                raise ValueError(f"the head was built with cand_appearance=True: it needs (B, N, {q.shape[-1]}) "
+                                 f"candidate features, got {None if cand_feats is None else tuple(cand_feats.shape)}")
+            ak = self.app_k(self.app_norm(cand_feats.to(q.dtype)))
+            scores = scores + torch.einsum("bnc,bc->bn", ak, self.app_q(q)) / ak.shape[-1] ** 0.5
         scores = scores.masked_fill(~person, float("-inf"))
         logits = torch.cat([self.fallback(q), scores], dim=1)
         weights = logits.softmax(dim=1)  # (B, 1 + N); the fallback is always valid

@@ -8,6 +8,7 @@ from torch import nn
 from ..data.dataset import stored_resolution
 from ..encoders.checkpoint import loaded_weights
 from .actor_crop import actor_batch
+from .candidates import CandidateAppearance
 from .head import SharedHead, ravar_loss
 
 
@@ -20,15 +21,22 @@ class RavarModel(nn.Module):
     weights twice: sharing them, the whole-clip pass's box and choice losses and the crop's action loss pull
     one small backbone two ways, and the shared backbone learned no actions from the crop (e9 in
     benchmarks/default_levers.md), while the same backbone trained on crops alone did.
+
+    With ``head.cand_appearance`` it also holds ``appearance`` (:class:`CandidateAppearance`: a frozen copy of the
+    actor instance as it starts), whose features of each person candidate the chooser reads.
     """
 
-    def __init__(self, method: nn.Module, head: SharedHead, actor: nn.Module | None = None, loss: dict | None = None):
+    def __init__(self, method: nn.Module, head: SharedHead, actor: nn.Module | None = None, loss: dict | None = None,
+                 appearance: CandidateAppearance | None = None):
         super().__init__()
         self.method = method
         self.head = head
         if head.actor_pass and actor is None:
             raise ValueError("head.actor_pass needs the actor instance of the method (ravar_bench.factory builds it)")
         self.actor = actor
+        if head.cand_appearance and appearance is None:
+            raise ValueError("head.cand_appearance needs the candidates' appearance encoder (ravar_bench.factory builds it)")
+        self.appearance = appearance
         self.loss_weights = dict(loss or {})  # ravar_loss's keyword arguments (the config's ``loss`` section)
         for name in getattr(actor, "objective_only", ()):  # the actor pass does not use the method's objective
             actor.get_submodule(name).requires_grad_(False)
@@ -62,7 +70,8 @@ class RavarModel(nn.Module):
         self._check(feats)
         own_loss = self.method.aux_loss
         smap = self.method.spatial_map if self.head.map_dim else None
-        boxes, cls_in, select_loss = self.head.locate(feats, batch.get("detections"), smap, batch.get("box"))
+        cand = self.appearance(batch) if self.appearance is not None and "detections" in batch else None
+        boxes, cls_in, select_loss = self.head.locate(feats, batch.get("detections"), smap, batch.get("box"), cand)
         actor = None
         if self.head.actor_pass:
             # Train on the true person's crop (as two-stage AVA detectors train on ground-truth boxes); evaluate
