@@ -175,6 +175,7 @@ VALUE_RULES = {
     "head.actor_norm": _one_of(True, False),
     "head.cand_appearance": _one_of(True, False),
     "train.prior_bias": _one_of(True, False),
+    "train.ema": _optional((lambda v: _number(0, 1, low_open=True)[0](v) and v < 1, "a number > 0 and < 1")),
     "init.weights": _one_of("pretrained", "scratch"),
     "init.instances": _one_of("all", "actor"),
     "data.num_frames": _int_at_least(1),

@@ -160,3 +160,57 @@ def test_force_retrains_from_scratch(engine_env, tmp_path, count_steps):
     retrained = torch.load(work / "model.pt", weights_only=True)
     assert all(torch.equal(trained[k], retrained[k]) for k in trained)  # deterministic: the same model again
     assert rows[0]["train_time_s"] > 0
+
+
+def test_weight_average_equals_torchs_averaged_model_with_the_same_decay_schedule():
+    """train.ema's average, checked against torch.optim.swa_utils.AveragedModel (an independent implementation)
+    given the same warm-up decay; frozen parameters are left out, BatchNorm statistics are averaged."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from ravar_bench.engine.weight_average import WeightAverage
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    net[3].bias.requires_grad_(False)
+    decay = 0.9
+
+    def avg_fn(avg, cur, n):
+        if not avg.is_floating_point():
+            return cur
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
+        return d * avg + (1 - d) * cur
+
+    ref = AveragedModel(net, avg_fn=avg_fn, use_buffers=True)
+    ref.update_parameters(net)  # its first call copies: the average starts at the initial weights, as ours
+    ours = WeightAverage(net, decay)
+    assert "3.bias" not in ours.names and "1.running_mean" in ours.names
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(30):
+        opt.zero_grad()
+        net(torch.randn(16, 4)).pow(2).mean().backward()
+        opt.step()
+        ours.update(net)
+        ref.update_parameters(net)
+    last = {k: v.clone() for k, v in net.state_dict().items()}
+    ours.copy_to(net)
+    want = ref.module.state_dict()
+    for name in ours.names:
+        torch.testing.assert_close(net.state_dict()[name], want[name], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(net.state_dict()["0.weight"], last["0.weight"])  # the average is not the last step
+    with pytest.raises(Exception, match="train.ema"):
+        load_config("x3d", "tiny", {"train.ema": 1.0})
+
+
+def test_an_interrupted_run_with_weight_averaging_resumes_to_the_same_average(engine_env, tmp_path):
+    """train.ema: the saved (and evaluated) model is the average, which the checkpoint carries across a resume."""
+    src, cfg, tc = engine_env
+    cfg = load_config("test_engine_probe", "tiny", {"train.ema": 0.8})
+    train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "ref", progress=False)
+    with pytest.raises(Interrupted):
+        train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "int", progress=False, stop_after_epoch=2)
+    train_and_evaluate(cfg, src, tc, seed=1, out_dir=tmp_path / "int", progress=False)
+    a = torch.load(tmp_path / "ref/runs/test_engine_probe/seed1/model.pt", weights_only=True)
+    b = torch.load(tmp_path / "int/runs/test_engine_probe/seed1/model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    live = torch.load(tmp_path / "ref/runs/test_engine_probe/seed1/last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(a[k], live[k]) for k in a)  # the saved model is the average, not the last weights

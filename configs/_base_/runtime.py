@@ -15,6 +15,9 @@ train = dict(
     activation_checkpointing=False,  # recompute the trainable towers' activations in backward (less memory)
     pin_memory="auto",  # "auto": pinned host memory when CUDA is available
     prefetch_factor=2,  # batches each worker prepares ahead (with num_workers > 0; workers persist across epochs)
+    # None, or the decay of an exponential moving average of the trained weights, which are then the ones evaluated
+    # and saved (ravar_bench/engine/weight_average.py)
+    ema=None,
 )
 loss = dict(box_weight=5.0, cls_weight=1.0)  # Eq. 13-14; the paper weights the MSE term by 5
 head = dict(cls_hidden=(512, 256), box_hidden=(512, 128), dropout=0.2, box_activation="sigmoid")

@@ -51,10 +51,15 @@ class FrozenFeatureCache:
     def lookup(self, keys: list[str] | None, compute: Callable[[list[int] | None], torch.Tensor],
                device: torch.device | str = "cpu") -> torch.Tensor:
         """Item i's output for each key, computing ``compute(indices)`` (a tensor with one row per index; None: all
-        items) only for the keys not cached. For inputs that are not one tensor (a batch dict cut per item)."""
+        items) only for the keys not cached, each once (a batch often holds several references to one clip). For
+        inputs that are not one tensor (a batch dict cut per item)."""
         if not self.enabled or keys is None:
             return compute(None)
-        missing = [i for i, k in enumerate(keys) if k not in self.store]
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in self.store:
+                first.setdefault(k, i)
+        missing = list(first.values())
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
         if missing:

@@ -36,6 +36,7 @@ from .provenance import provenance
 from .result_schema import make_row
 from .results import atomic_write, result_path, write_json_atomic
 from .skips import SkipCounter
+from .weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
     from transformers import get_linear_schedule_with_warmup  # BertAdam's warmup_linear schedule
 
     sched = get_linear_schedule_with_warmup(opt, int(tc.warmup_ratio * total_steps), total_steps)
+    ema = WeightAverage(model, tc.ema) if tc.get("ema") else None  # the averaged weights are evaluated and saved
 
     start_epoch, train_time = 0, 0.0
     if force:  # retrain from scratch: neither the last epoch's checkpoint nor the final model is reused
@@ -232,6 +234,10 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
         sched.load_state_dict(st["sched"])
         prec.load_state_dict(st.get("scaler"))
         gen.set_state(st["gen"])
+        if ema is not None:
+            if "ema" not in st:
+                raise UsageError(f"{ckpt_path}: the checkpoint has no averaged weights (train.ema); rerun with --force")
+            ema.load_state_dict(st["ema"])
         torch.set_rng_state(st["torch_rng"])
         start_epoch, train_time = int(st["epoch"]), float(st["train_time"])
         log.info("%s seed %d: resuming after epoch %d", name, seed, start_epoch)
@@ -259,6 +265,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             if is_step_boundary(i, len(train_loader), accum):
                 prec.step(opt, trainable, tc.get("grad_clip"))
                 sched.step()
+                if ema is not None:
+                    ema.update(model)
             bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
         train_time += time.time() - t0
         if main:
@@ -267,6 +275,7 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
                                 "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
                                 "train_time": train_time, "scaler": prec.state_dict(),
+                                **({"ema": ema.state_dict()} if ema is not None else {}),
                                 "provenance": {k: prov[k] for k in ("train_digest", "data")}}, ckpt_path)
         D.barrier()
         faultpoint.after_epoch(name, epoch + 1)
@@ -274,6 +283,8 @@ def train_and_evaluate(cfg, source, text_cache, seed: int, out_dir: str | Path, 
             raise Interrupted(f"stopped after epoch {epoch + 1} on request")
     if world > 1:  # DDP syncs gradients, not buffers: give every rank rank 0's BatchNorm statistics to evaluate with
         D.broadcast_buffers(model)
+    if ema is not None and start_epoch < int(tc.epochs):  # (a found final model already holds the average)
+        ema.copy_to(model)
     if main and not final_path.is_file():
         _atomic_torch_save(model.state_dict(), final_path)
     if main:  # rewritten on an evaluation-only rerun too: the config digest then names the new eval settings
