@@ -49,7 +49,8 @@ def build_tiny(name: str, seed: int = 0, **cfg_options):
     """The method's tiny config without the actor pass: these tests feed hand-made batches to the whole-clip instance
     (tests/test_all_methods.py and tests/test_actor_crop.py run the actor pass)."""
     torch.manual_seed(seed)
-    return build_method(name, "tiny", cfg_options={"head.actor_pass": False, **cfg_options})
+    return build_method(name, "tiny",
+                        cfg_options={"head.actor_pass": False, "head.cand_appearance": False, **cfg_options})
 
 
 def test_family_is_registered_with_paper_rows():

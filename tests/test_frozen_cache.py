@@ -26,7 +26,10 @@ def test_cached_frozen_vit_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = ravar_bench.build_method("refatomnet", cfg_options=ACTOR32).eval()
     caches = frozen_caches(model)
-    assert [n for n, _ in caches] == ["method.visual", "actor.visual"]  # the actor pass's instance has its own
+    # the actor pass's instance has its own; the candidates' appearance (head.cand_appearance) caches its features
+    # per (clip, box), so the ViT cache of its frozen copy is off and not bound
+    assert [n for n, _ in caches] == ["method.visual", "actor.visual", "appearance"]
+    assert not model.appearance.encoder.visual.feature_cache.enabled
     cache = caches[0][1]
     assert cache is model.method.visual.feature_cache and cache.enabled
     cache.bind(tmp_path / "c.pt")  # as the engine does, before the first batch

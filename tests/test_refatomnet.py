@@ -505,7 +505,7 @@ def test_blip2_pretrained_from_save_pretrained_folder(tmp_path):
     model = ravar_bench.build_method("refatomnet", "tiny",
                                      cfg_options={"model.blip2.pretrained": str(tmp_path / "blip2"),
                                                   # a file made for the clip's 64 px: no 32 px actor pass
-                                                  "head.actor_pass": False}).eval()
+                                                  "head.actor_pass": False, "head.cand_appearance": False}).eval()
     assert model.method.visual.load_report == {"missing": [], "unexpected": []}
     with torch.no_grad():
         got = model.method.visual(px.unsqueeze(1))[:, 0]

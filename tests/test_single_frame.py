@@ -20,7 +20,7 @@ TEXTS = ["a man in a red shirt on the left", "the woman with long hair", "an old
 # another architecture than the shipped pretrained tiny files fit: random weights (tests/test_text_video.py); a
 # publisher's file made for the clip's 64 px does not fit the actor pass's 32 px instance: no actor pass
 VARIANT = {"init.weights": "scratch"}
-NO_ACTOR = {**VARIANT, "head.actor_pass": False}
+NO_ACTOR = {**VARIANT, "head.actor_pass": False, "head.cand_appearance": False}
 
 
 def make_batch(b: int = B, seed: int = 0, size: int = 64, n_det: int = NO, det_frac: float = 0.7) -> dict:

@@ -68,7 +68,7 @@ def make_batch(b: int = 2, t: int = 8, size: int = 64, seed: int = 0, texts=None
 # them for it, naming the command that remakes them): such builds start from random weights. A publisher's file made
 # for the clip's 64 px does not fit the actor pass's 32 px instance either: those builds run without the actor pass.
 VARIANT = {"init.weights": "scratch"}
-NO_ACTOR = {**VARIANT, "head.actor_pass": False}
+NO_ACTOR = {**VARIANT, "head.actor_pass": False, "head.cand_appearance": False}
 
 
 def build_tiny(name: str, seed: int = 0, **cfg_options):

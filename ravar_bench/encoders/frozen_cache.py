@@ -71,5 +71,6 @@ class FrozenFeatureCache:
         return torch.stack([self.store[k] for k in keys]).to(device)
 
 def frozen_caches(model: torch.nn.Module) -> list[tuple[str, FrozenFeatureCache]]:
+    """The enabled caches of ``model``'s modules, by module name (the engine binds each to a file)."""
     return [(name, m.feature_cache) for name, m in model.named_modules()
-            if isinstance(getattr(m, "feature_cache", None), FrozenFeatureCache)]
+            if isinstance(getattr(m, "feature_cache", None), FrozenFeatureCache) and m.feature_cache.enabled]

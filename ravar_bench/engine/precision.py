@@ -105,8 +105,8 @@ def allow_tf32(device) -> None:
 
 def frozen_towers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """:func:`ravar_bench.method.frozen_modules` below the model itself (a wholly frozen model is not cast:
-    nothing would train)."""
-    return [(n, m) for n, m in frozen_modules(model) if n]
+    nothing would train), except those that declare ``keep_fp32`` (model/candidates.py)."""
+    return [(n, m) for n, m in frozen_modules(model) if n and not getattr(m, "keep_fp32", False)]
 
 
 def cast_frozen(model: nn.Module, dtype: torch.dtype) -> int:

@@ -86,11 +86,18 @@ class CandidateAppearance(FrozenStaysEval):
     trainer binds to a file), and so that the choice cannot be trained into it. benchmarks/default_levers.md, e14.
     """
 
+    # stays in fp32 under a bf16 policy (engine/precision.py): it is a whole method, whose norm layers CPU autocast
+    # does not cast for, and its features are computed once per (clip, box), so storing it in bf16 saves nothing
+    keep_fp32 = True
+
     def __init__(self, encoder: nn.Module, size: int | None):
         super().__init__()
         self.encoder = encoder.requires_grad_(False).eval()
         self.size = size
         self.feature_cache = FrozenFeatureCache()
+        for m in self.encoder.modules():  # this module caches the copy's outputs: a cache inside it would hold them twice
+            if isinstance(getattr(m, "feature_cache", None), FrozenFeatureCache):
+                m.feature_cache.enabled = False
 
     def train(self, mode: bool = True):
         # eval from the start, not only after the first model.train(): a cached feature must be the one eval gives
@@ -109,9 +116,9 @@ class CandidateAppearance(FrozenStaysEval):
         out = boxes.new_zeros(b, n, self.encoder.feat_dim)
         if not len(bi):
             return out
-        clips = batch["clip_key"]
-        keys = [f"{clips[i]}@cand:" + ",".join(f"{v:.4f}" for v in box)
-                for i, box in zip(bi.tolist(), cand.tolist())]
+        clips = batch.get("clip_key")  # a hand-made batch without clip keys: computed, not cached
+        keys = None if clips is None else [f"{clips[i]}@cand:" + ",".join(f"{v:.4f}" for v in box)
+                                           for i, box in zip(bi.tolist(), cand.tolist())]
 
         def compute(idx):
             sel = torch.arange(len(bi)) if idx is None else torch.as_tensor(idx)

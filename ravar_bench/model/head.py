@@ -163,6 +163,8 @@ class SharedHead(nn.Module):
             detections = {"boxes": feats.new_zeros(b, 1, 4), "scores": feats.new_zeros(b, 1),
                           "mask": torch.zeros(b, 1, dtype=torch.bool, device=feats.device),
                           "cat_ids": torch.zeros(b, 1, dtype=torch.long, device=feats.device)}
+            if self.cand_appearance and cand_feats is None:  # no candidate, so no appearance to read
+                cand_feats = feats.new_zeros(b, 1, self.app_norm.normalized_shape[0])
         geom, person = candidate_geometry(detections)
         cand_boxes = detections["boxes"].to(boxes.dtype)
         q = self.cand_norm(feats)
