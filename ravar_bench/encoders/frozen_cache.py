@@ -70,6 +70,7 @@ class FrozenFeatureCache:
             self._dirty = True
         return torch.stack([self.store[k] for k in keys]).to(device)
 
+
 def frozen_caches(model: torch.nn.Module) -> list[tuple[str, FrozenFeatureCache]]:
     """The enabled caches of ``model``'s modules, by module name (the engine binds each to a file)."""
     return [(name, m.feature_cache) for name, m in model.named_modules()

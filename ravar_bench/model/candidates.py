@@ -95,7 +95,8 @@ class CandidateAppearance(FrozenStaysEval):
         self.encoder = encoder.requires_grad_(False).eval()
         self.size = size
         self.feature_cache = FrozenFeatureCache()
-        for m in self.encoder.modules():  # this module caches the copy's outputs: a cache inside it would hold them twice
+        # this module caches the copy's outputs: a cache inside the copy would hold them twice
+        for m in self.encoder.modules():
             if isinstance(getattr(m, "feature_cache", None), FrozenFeatureCache):
                 m.feature_cache.enabled = False
 

@@ -35,7 +35,8 @@ class RavarModel(nn.Module):
             raise ValueError("head.actor_pass needs the actor instance of the method (ravar_bench.factory builds it)")
         self.actor = actor
         if head.cand_appearance and appearance is None:
-            raise ValueError("head.cand_appearance needs the candidates' appearance encoder (ravar_bench.factory builds it)")
+            raise ValueError("head.cand_appearance needs the candidates' appearance encoder "
+                             "(ravar_bench.factory builds it)")
         self.appearance = appearance
         self.loss_weights = dict(loss or {})  # ravar_loss's keyword arguments (the config's ``loss`` section)
         for name in getattr(actor, "objective_only", ()):  # the actor pass does not use the method's objective
