@@ -41,6 +41,7 @@ PROMPT = ("###Human: <Video>", "</Video> ###Human: ", " ###Assistant:")  # Video
 @register_method("askanything", family="VQA", paper_name="AskAnything13B")
 class AskAnything(Method):
     needs = frozenset({"video", "text"})
+    tower_freeze_keys = ("freeze_vision",)
 
     def __init__(self, num_frames: int, img_size: int, vision: dict, qformer: dict, llm: dict,
                  num_query_tokens: int = 32, freeze_vision: bool = True, freeze_llm: bool = True,

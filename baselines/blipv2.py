@@ -45,6 +45,7 @@ def _weight_files(path: str) -> list[Path]:
 @register_method("blipv2", family="VTR", paper_name="BLIPv2")
 class BLIPv2(Method):
     needs = frozenset({"video", "text"})
+    tower_freeze_keys = ("freeze_vision",)
 
     def __init__(self, num_frames: int, img_size: int, vision: dict, qformer: dict, num_query_tokens: int = 32,
                  freeze_vision: bool = True, pretrained: str | None = None, max_text_len: int = 32,

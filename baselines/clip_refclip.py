@@ -88,6 +88,7 @@ _NOT_DETECTOR = ("selector.", "anchor_head.neck.", "linear_vs.", "linear_ts.")
 @register_method("clip_refclip", family="SF", paper_name="CLIP+REFCLIP")
 class CLIPRefCLIP(Method):
     needs = frozenset({"keyframe", "text"})
+    tower_freeze_keys = ("freeze_detector",)
     # the anchor features and the score projections: the scores pick the region by argmax, so only the anchor
     # contrast (aux_loss) trains them
     objective_only = ("anchor_head.neck", "linear_vs", "linear_ts")

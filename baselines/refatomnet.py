@@ -87,6 +87,7 @@ class RefAtomNetStreams(Method):
     """
 
     needs = frozenset({"video", "text_tokens", "detections"})
+    tower_freeze_keys = ("blip2.freeze_vision",)
     use_location_default = True
     text_paths = TEXT_PATHS  # the first is the default
 

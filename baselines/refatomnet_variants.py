@@ -206,6 +206,7 @@ class FusionMcOmet(RefAtomNetStreams):
 @register_method("refatomnet_xclip", family="Backbone", paper_name="RefAtomNet (XCLIP)")
 class RefAtomNetXCLIP(RefAtomNet):
     needs = frozenset({"video", "text", "detections"})
+    tower_freeze_keys = ("freeze_vision",)
     text_paths = ("xclip",)  # XCLIP's own text transformer (frozen), then P_RT
 
     def __init__(self, num_frames: int, img_size: int, num_dets: int, text_dim: int, xclip: dict | None = None,

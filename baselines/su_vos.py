@@ -125,6 +125,7 @@ class RefTransformerLayer(nn.Module):
 @register_method("su_vos", family="VOS", paper_name="Su et al.")
 class SuVOS(Method):
     needs = frozenset({"video", "text_tokens"})
+    tower_freeze_keys = ("freeze_backbone",)
 
     def __init__(self, num_frames: int, img_size: int, text_dim: int, backbone: dict, hidden: int = 256,
                  layers: int = 6, ffn: int = 256, groups: int = 8, mutan_heads: int = 5, dropout: float = 0.1,

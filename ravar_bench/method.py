@@ -99,6 +99,11 @@ class Method(FrozenStaysEval):
     # RefCLIP's anchor scorer picks a region by argmax). RavarModel's actor pass drops the objective, so its
     # instance freezes them (ravar_bench/model/head.py).
     objective_only: tuple[str, ...] = ()
+    # The config keys (under ``model.``) that freeze one of the method's visual towers, e.g. BLIP-2's ViT
+    # (``"freeze_vision"``). ``ravar-bench pretrain`` sets each that is true to false, so that a tower the benchmark
+    # freezes is frozen *pretrained*, as the paper's are (BLIP-2's EVA ViT-g), and never frozen random (e17 in
+    # benchmarks/default_levers.md).
+    tower_freeze_keys: tuple[str, ...] = ()
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -63,6 +63,8 @@ def test_the_manifest_records_what_made_each_file_and_the_set_is_small():
         path = WEIGHTS_DIR / fname
         assert hashlib.sha256(path.read_bytes()).hexdigest() == e["sha256"], f"{fname}: sha256 differs from the manifest"
         assert e["command"] == f"ravar-bench pretrain --methods {e['method']}" and e["recipe"] == P.RECIPE, fname
+        assert e.get("unfrozen", []) == P.unfrozen_keys(e["method"]), \
+            f"{fname}: made with other towers frozen than today's; remake it with `{e['command']}`"
         assert e["corpus"]["generator_version"] and e["corpus"]["synth"]["seed"] == 1000 and e["steps"] > 0
         assert len(e["git_commit"]) == 40 and "git_dirty" in e, fname
         score = e["pretext_val"]  # the held-out score and, beside each figure, its constant / majority predictor's
@@ -174,6 +176,27 @@ def test_a_short_pretraining_runs_writes_its_manifest_and_resumes_where_it_stopp
     again = P.pretrain_one("x3d", 32, src, tc, cut, progress=False, epochs=2, code={"git_commit": "0" * 40})
     assert again["pretext_val"] == e["pretext_val"]
     assert (cut / "x3d@32.safetensors").read_bytes() == (whole / "x3d@32.safetensors").read_bytes()
+
+
+def test_a_tower_the_benchmark_freezes_is_pretrained_and_then_frozen(tiny_synth_root, tmp_path):
+    """e17: RefAtomNet's tiny BLIP-2 ViT (frozen in the benchmark, as the paper freezes EVA ViT-g) trains in the
+    pretraining, so the benchmark freezes a pretrained tower, not a random one; the manifest says what was unfrozen."""
+    from ravar_bench.engine.text_cache import TextFeatureCache
+
+    assert P.unfrozen_keys("refatomnet") == ["blip2.freeze_vision"] and P.unfrozen_keys("x3d") == []
+    src = _source_at(tiny_synth_root)
+    tc = TextFeatureCache(dict(load_config("refatomnet", "tiny").text_encoder))
+    e = P.pretrain_one("refatomnet", 32, src, tc, tmp_path, progress=False, epochs=1, code={"git_commit": "0" * 40})
+    assert e["unfrozen"] == ["blip2.freeze_vision"]
+    torch.manual_seed(P.RECIPE["seed"])
+    start = _instance("refatomnet", 32, "cpu")  # the random start the pretraining began from, frozen as benchmarked
+    vit = {k: v.clone() for k, v in start.state_dict().items() if ".vision_model." in k}
+    assert vit and not any(p.requires_grad for n, p in start.named_parameters() if ".vision_model." in n)
+    load_shipped(start, "refatomnet", 32, tmp_path)
+    moved = [k for k, v in vit.items()  # the files are fp16: a tensor left alone comes back as its fp16 rounding
+             if v.is_floating_point() and not torch.equal(start.state_dict()[k], v.half().to(v.dtype))]
+    assert len(moved) > len(vit) // 2, f"the ViT did not train: {len(moved)} of {len(vit)} tensors moved"
+    assert not any(p.requires_grad for n, p in start.named_parameters() if ".vision_model." in n)
 
 
 def test_save_and_load_round_trip_in_fp16(tmp_path):

@@ -1,7 +1,7 @@
 """``ravar-bench pretrain``: the same recipe for every tiny method's instance at each input size it is built for.
 
-Recipe (one for all, fixed before the runs): the method's tiny instance (its trainable parts train, its frozen
-parts stay as the benchmark freezes them) reads person-centred clips of the pretraining corpus (cropped around the
+Recipe (one for all, fixed before the runs): the method's tiny instance (every part trains, the visual towers the
+benchmark freezes included: :func:`unfrozen_keys`; the frozen text encoder's features are inputs) reads person-centred clips of the pretraining corpus (cropped around the
 true box from the frames as stored, resampled to the instance's input size: exactly what the actor pass feeds it)
 with the actor pass's fixed sentence, and :class:`PretextHead` predicts the person's actions and appearance
 (:mod:`.pretext`). AdamW (lr 2e-3, weight decay 0.01), batch 16, linear warm-up over 10% of the steps then linear
@@ -52,8 +52,27 @@ def reads_pixels(cfg) -> bool:
     return bool(set(cls.needs) & {"video", "keyframe"})
 
 
-def instance_config(name: str, size: int, cfg_options: dict | None = None):
-    cfg = load_config(name, "tiny", {**(cfg_options or {}), "init.weights": "scratch"})
+def unfrozen_keys(name: str) -> list[str]:
+    """The method's ``tower_freeze_keys`` that its tiny config sets true: the pretraining sets them false, so that
+    the tower trains here and the benchmark freezes it pretrained, as the paper freezes BLIP-2's EVA ViT (e17 in
+    benchmarks/default_levers.md; a frozen random tower is no analogue of a frozen pretrained one)."""
+    model = load_config(name, "tiny", {"init.weights": "scratch"}).model
+    keys = []
+    for key in METHODS.get(name).tower_freeze_keys:
+        node = model
+        for part in key.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        if node is True:
+            keys.append(key)
+    return keys
+
+
+def instance_config(name: str, size: int, cfg_options: dict | None = None, train_towers: bool = False):
+    """The tiny config of ``name``'s instance at ``size`` px (random start); ``train_towers``: with the visual
+    towers the benchmark freezes unfrozen (:func:`unfrozen_keys`), as the pretraining builds it. The state dict's
+    keys and shapes are the same either way (freezing only stops gradients)."""
+    unfreeze = {f"model.{k}": False for k in unfrozen_keys(name)} if train_towers else {}
+    cfg = load_config(name, "tiny", {**(cfg_options or {}), **unfreeze, "init.weights": "scratch"})
     return cfg, actor_config(cfg, size if size != cfg.data.img_size else None)
 
 
@@ -88,13 +107,17 @@ def _score(method, head, loader, needs, text_cache, cfg, size, table) -> dict:
 
 
 def recipe_entry(name: str, size: int) -> dict:
-    return {"recipe": RECIPE, "corpus": corpus_record(), "command": remake_command(name), "size": size}
+    return {"recipe": RECIPE, "corpus": corpus_record(), "command": remake_command(name), "size": size,
+            "unfrozen": unfrozen_keys(name)}
 
 
 def up_to_date(name: str, size: int, method, folder: Path) -> bool:
+    """Whether the file at ``folder`` was made by today's recipe, corpus and tower freezing for this architecture
+    (a file made before e17 has no ``unfrozen`` entry: it was made with nothing unfrozen)."""
     entry = read_manifest(folder)["files"].get(file_name(name, size))
     return bool(entry) and (folder / file_name(name, size)).is_file() and entry.get("recipe") == RECIPE and \
-        entry.get("corpus") == corpus_record() and entry.get("architecture") == architecture(method)
+        entry.get("corpus") == corpus_record() and entry.get("architecture") == architecture(method) and \
+        entry.get("unfrozen", []) == unfrozen_keys(name)
 
 
 def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: bool = True,
@@ -104,7 +127,7 @@ def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: 
 
     from ..engine.trainer import make_loader, seed_everything
 
-    base_cfg, cfg = instance_config(name, size)
+    base_cfg, cfg = instance_config(name, size, train_towers=True)
     seed_everything(RECIPE["seed"])
     method = METHODS.get(name)(**model_kwargs(cfg))
     if not force and epochs is None and up_to_date(name, size, method, out):
@@ -207,4 +230,4 @@ def pretrain(methods: list[str], out: str | Path | None = None, progress: bool =
     return made
 
 
-__all__ = ["pretrain", "pretrain_one", "RECIPE", "EPOCHS", "sizes_of"]
+__all__ = ["pretrain", "pretrain_one", "RECIPE", "EPOCHS", "sizes_of", "unfrozen_keys"]
