@@ -75,6 +75,17 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def sizes_text(text: str) -> list[int]:
+    """Comma-separated input sizes in pixels (``32,64``), each an integer >= 1."""
+    out = []
+    for part in text.split(","):
+        if part.strip():
+            out.append(positive_int(part.strip()))
+    if not out:
+        raise argparse.ArgumentTypeError(f"names no size ({text!r}); give e.g. 32 or 32,64")
+    return out
+
+
 def methods_text(text: str) -> str:
     """Non-empty after splitting at commas: '' or ',' name no method (and must not mean 'all')."""
     if not [x for x in text.split(",") if x.strip()]:
@@ -526,6 +537,7 @@ PRETRAIN_HELP = """Make the pretrained starting points of the tiny configs (the 
 
     ravar-bench pretrain --methods all                  # every method: kept where up to date, else made
     ravar-bench pretrain --methods x3d --force --out /tmp/w   # remake one into another folder
+    ravar-bench pretrain --methods all --sizes 32       # only the actor pass's files (what the default loads)
 
 Per method and input size it builds the tiny instance, trains it on person-centred clips of a RefAVA-Synth corpus
 with seeds of its own (actions + appearance; ravar_bench/pretraining/), and writes <method>@<size>.safetensors and
@@ -541,6 +553,9 @@ def add_pretrain_args(ap):
     ap.add_argument("--epochs", type=positive_int, default=None,
                     help="passes over the corpus (default: the recipe's); a file made so is not the recipe's")
     ap.add_argument("--force", action="store_true", help="remake files that are up to date")
+    ap.add_argument("--sizes", type=sizes_text, default=None,
+                    help="only the files of these input sizes (comma-separated pixels, e.g. 32: the actor pass's); "
+                         "default: every size each method is built for")
     ap.add_argument("--no-progress", action="store_true")
     _add_plugins(ap)
 
@@ -553,7 +568,8 @@ def cmd_pretrain(args, command: str) -> int:
     methods = [m for m in resolve_methods(args.methods)]
     from .pretraining.run import pretrain
 
-    pretrain(methods, out=args.out, progress=not args.no_progress, force=args.force, epochs=args.epochs)
+    pretrain(methods, out=args.out, progress=not args.no_progress, force=args.force, epochs=args.epochs,
+             sizes=args.sizes)
     return 0
 # ------------------------------------------------------------------------------------------- check-weights
 CHECK_WEIGHTS_HELP = """Load every weights file the configs name, as a run would, on the meta device (no memory).

@@ -231,3 +231,27 @@ def test_the_actor_only_start_leaves_the_whole_clip_instance_at_its_own_initiali
     scratch = build_method("x3d", "tiny", {"init.weights": "scratch"})
     for k, v in scratch.method.state_dict().items():  # the same seed, the same random start
         assert torch.equal(model.method.state_dict()[k], v), k
+
+
+def test_pretrain_sizes_makes_only_those_files_and_a_wrong_size_is_one_line(tmp_path, monkeypatch, capsys):
+    """--sizes 32 remakes only the actor pass's files (what the default loads); a size no method is built for, or
+    one that is not a number, stops with exit code 2 and one line, before any corpus is made."""
+    from ravar_bench import cli
+    from ravar_bench.engine import data_source
+
+    made = []
+    monkeypatch.setattr(data_source, "open_source", lambda *a, **k: type("S", (), {"root": tmp_path})())
+    monkeypatch.setattr(P, "pretrain_one", lambda name, size, *a, **k: made.append((name, size)))
+    monkeypatch.setattr(P, "read_manifest", lambda out: {"files": {file_name(n, s): {
+        "pretext_val": read_manifest()["files"][file_name(n, s)]["pretext_val"], "steps": 1, "train_seconds": 1.0}
+        for n, s in made}})
+    P.pretrain(["x3d", "xclip"], out=tmp_path, progress=False, sizes=[32], echo=lambda line: None)
+    assert made == [("x3d", 32), ("xclip", 32)]
+    capsys.readouterr()  # the text encoder's loading bar of the call above
+    for bad in ("48", "x", "0"):
+        try:  # a flag argparse refuses exits through SystemExit(2), a value only the pretraining can judge returns 2
+            rc = cli.main(["pretrain", "--methods", "x3d", "--sizes", bad, "--out", str(tmp_path), "--no-progress"])
+        except SystemExit as e:
+            rc = e.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and ("--sizes" in err[0]), (bad, err)

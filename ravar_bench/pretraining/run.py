@@ -202,8 +202,10 @@ def describe(name: str, size: int, entry: dict) -> str:
 
 
 def pretrain(methods: list[str], out: str | Path | None = None, progress: bool = True, force: bool = False,
-             epochs: int | None = None, cache_dir: str | None = None, echo=print) -> dict:
-    """Pretrain every (method, size) of ``methods``' tiny configs; one line per file (made or kept)."""
+             epochs: int | None = None, cache_dir: str | None = None, echo=print,
+             sizes: list[int] | None = None) -> dict:
+    """Pretrain every (method, size) of ``methods``' tiny configs (``sizes``: only those input sizes); one line
+    per file (made or kept)."""
     from ..engine.data_source import open_source
     from ..engine.provenance import code_version
     from ..engine.text_cache import TextFeatureCache
@@ -215,9 +217,10 @@ def pretrain(methods: list[str], out: str | Path | None = None, progress: bool =
         if not reads_pixels(cfg):
             echo(f"{name}: reads no pixels, nothing to pretrain (starts from its own initialisation)")
             continue
-        jobs += [(name, size) for size in sizes_of(load_config(name, "tiny"))]
+        jobs += [(name, size) for size in sizes_of(load_config(name, "tiny")) if not sizes or size in sizes]
     if not jobs:
-        raise UsageError("pretrain: none of the methods reads pixels")
+        raise UsageError("pretrain: none of the methods reads pixels" if not sizes else
+                         f"pretrain: none of the methods is built for --sizes {','.join(map(str, sizes))}")
     source = open_source("synthetic", synth=CORPUS, progress=progress, cache_dir=cache_dir)
     text_cache = TextFeatureCache(dict(load_config(jobs[0][0], "tiny").text_encoder))
     code = {k: v for k, v in code_version().items() if k in ("git_commit", "git_dirty")}
