@@ -1,5 +1,6 @@
-# RefAtomNet at tiny width for the CPU benchmark: the same code, a 1-layer ViT (frozen, random init with a usable
-# initializer_range) and a 2-layer Q-Former with 8 queries. Width 48, not 64: at 64 with one head the released
+# RefAtomNet at tiny width for the CPU benchmark: the same code, a 1-layer ViT (frozen, as the paper's; a usable
+# initializer_range; `ravar-bench pretrain` trains it, so it is frozen pretrained: e17) and a 2-layer Q-Former with 8
+# queries. Width 48, not 64: at 64 with one head the released
 # scale head_dim ** -0.5 would equal the paper's alpha = 0.125 and hide that difference between the variants.
 _base_ = ["../_base_/tiny.py"]
 model = dict(
