@@ -466,8 +466,10 @@ def test_blip2_encoder_shapes_and_joint_text_mode():
         txt2 = txt.clone()
         txt2[0, 3:] += 10.0  # padded positions: no effect
         torch.testing.assert_close(enc(v, txt2, mask), joint)
-        txt2[0, 0] += 1.0
-        assert not torch.allclose(enc(v, txt2, mask)[0], joint[0])
+        # a change of direction, not a constant shift: the Q-Former's embedding LayerNorm removes a shift along the
+        # hidden axis, which left only rounding noise for allclose to judge (order-dependent; failed in CI)
+        txt2[0, 0] += torch.linspace(-1.0, 1.0, 64)
+        assert (enc(v, txt2, mask)[0] - joint[0]).abs().max() > 1e-3
         torch.testing.assert_close(enc(v, txt2, mask)[1], joint[1])  # per-sample text
         # per frame: changing frame 1 of sample 0 changes only that frame's queries
         v2 = v.clone()
