@@ -16,7 +16,6 @@ Run it with nothing else running (2 threads); the corpus is generated into the c
 """
 import argparse
 
-import numpy as np
 import torch
 
 from ravar_bench.config import load_config
@@ -27,7 +26,7 @@ from ravar_bench.engine.trainer import make_loader, seed_everything
 from ravar_bench.factory import model_kwargs
 from ravar_bench.pretraining import run as P
 from ravar_bench.pretraining.corpus import CORPUS, attribute_table
-from ravar_bench.pretraining.pretext import PretextHead, pretext_loss, pretext_score
+from ravar_bench.pretraining.pretext import PretextHead, pretext_loss
 from ravar_bench.registry import METHODS
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,20 +64,23 @@ if args.tap:
     modules[args.tap].register_forward_hook(keep)
 
 
-def probed(crop):
-    feat = P._forward(method, torch.nn.Identity(), crop)
-    return tapped["x"] if args.tap else feat
+class Probe(torch.nn.Module):
+    """The pretext head on the probed output: the method's feature, or (``--tap``) the tapped sub-module's. As a
+    head for the pretraining's own ``_forward`` / ``_score``, so the probe trains and scores as they do."""
+
+    def __init__(self, head: torch.nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, feat):
+        return self.head(tapped["x"] if args.tap else feat)
 
 
 with torch.no_grad():  # the probed output's width, from the first held-out batch
     method.eval()
-    width = probed(next(P._batches(needs, val_loader, text_cache, base_cfg, args.size, table))[0]).shape[-1]
-head = PretextHead(width)
-
-
-def forward(crop):
-    return head(probed(crop))
-
+    first = next(P._batches(needs, val_loader, text_cache, base_cfg, args.size, table))[0]
+    width = P._forward(method, Probe(torch.nn.Identity()), first).shape[-1]
+head = Probe(PretextHead(width))
 
 params = [p for p in list(method.parameters()) + list(head.parameters()) if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=P.RECIPE["weight_decay"])
@@ -86,22 +88,14 @@ for epoch in range(args.epochs):
     method.train()
     head.train()
     for crop, y, a in P._batches(needs, train_loader, text_cache, base_cfg, args.size, table):
-        loss = pretext_loss(forward(crop), y, a)
+        loss = pretext_loss(P._forward(method, head, crop), y, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, P.RECIPE["grad_clip"])
         opt.step()
     print(f"epoch {epoch + 1}: last loss {loss.item():.3f}", flush=True)
 
-method.eval()
-head.eval()
 for name, loader in (("train", train_eval), ("held-out", val_loader)):
-    logits, acts, attrs = [], [], []
-    with torch.no_grad():
-        for crop, y, a in P._batches(needs, loader, text_cache, base_cfg, args.size, table):
-            logits.append(forward(crop).float().numpy())
-            acts.append(y.numpy())
-            attrs.append(a.numpy())
-    s = pretext_score(np.concatenate(logits), np.concatenate(acts), np.concatenate(attrs))
+    s = P._score(method, head, loader, needs, text_cache, base_cfg, args.size, table)
     print(f"{args.method}@{args.size} {'tap ' + args.tap if args.tap else 'feature'} lr {args.lr:g}, {name}: "
           + ", ".join(f"{k} {v:.1f}" for k, v in s.items()))
