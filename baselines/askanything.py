@@ -114,3 +114,20 @@ class AskAnything(Method):
         hid = self.llm(inputs_embeds=x, attention_mask=mask.long()).last_hidden_state
         last = head.shape[1] + vid.shape[1] + lens - 1                        # the answer position
         return hid[torch.arange(b, device=dev), last].float()
+
+    def contrastive_pair(self, batch):
+        """VideoChat keeps BLIP-2's Q-Former but not its text side, so the LLM is the text tower: its last hidden
+        state after the video tokens against its last hidden state after the caption (both from the BOS token)."""
+        video = batch["video"]
+        dev, b = video.device, video.shape[0]
+        emb = self.llm.get_input_embeddings()
+        head = emb(self._head_ids[:1])[None].expand(b, -1, -1)   # BOS
+        vid = self.video_tokens(video)
+        visual = self.llm(inputs_embeds=torch.cat([head, vid.to(head.dtype)], dim=1)).last_hidden_state[:, -1]
+        enc = tokenize_truncating(self.tokenizer, batch["text"], self.max_text_len, self.method_name,
+                                  add_special_tokens=False)
+        ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+        ids = torch.cat([self._head_ids[:1].expand(b, 1), ids], dim=1)
+        mask = torch.cat([torch.ones(b, 1, dtype=mask.dtype, device=dev), mask], dim=1)
+        hid = self.llm(input_ids=ids, attention_mask=mask).last_hidden_state
+        return visual.float(), hid[torch.arange(b, device=dev), mask.sum(1) - 1].float()

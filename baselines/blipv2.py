@@ -104,3 +104,11 @@ class BLIPv2(Method):
         txt = self.encoder.qformer(query_embeds=text_embeds, query_length=0,
                                    attention_mask=mask).last_hidden_state[:, 0]
         return torch.cat([joint.mean(dim=(1, 2)), txt], dim=-1)
+
+    def contrastive_pair(self, batch):
+        """BLIP-2's ITC: each frame's queries without text (averaged over frames; the best-matching query counts)
+        against the Q-Former's text-only [CLS]."""
+        enc = tokenize_truncating(self.tokenizer, batch["text"], self.max_text_len, self.method_name)
+        ids, mask = enc["input_ids"].to(batch["video"].device), enc["attention_mask"].to(batch["video"].device)
+        text = self.encoder.encode_text(self.embeddings(input_ids=ids), mask)[:, 0]
+        return self.encoder(batch["video"]).mean(dim=1), text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip, encode_text_tokens
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair, encode_text_tokens
 from ravar_bench.encoders.text_video import ClipTemporalTransformer, check_references
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
@@ -58,3 +58,6 @@ class CLIP4Clip(Method):
         ids = self.tokenizer(texts).to(video.device)
         txt = encode_text_tokens(self.clip, ids, normalize=True)[0]  # positions sliced to the 32 words, as CLIP4Clip
         return torch.cat([v, txt, v * txt], dim=-1)
+
+    def contrastive_pair(self, batch):
+        return clip_pair(self.clip, self.tokenizer, batch["video"], batch["text"])

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into, read_state_dict
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair
 from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, local_weights_file, renormalise
 from ravar_bench.method import Method
@@ -150,3 +150,6 @@ class CLIPDETR(Method):
         out = self.selector(kf, boxes.to(kf.dtype), mask, txt)
         self.no_detection_count += int(out["empty"].sum())
         return out["feat"]
+
+    def contrastive_pair(self, batch):
+        return clip_pair(self.selector.clip, self.tokenizer, batch["keyframe"], batch["text"])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair
 from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, renormalise
 from ravar_bench.method import Method
@@ -157,3 +157,6 @@ class CLIPRefCLIP(Method):
         valid = torch.ones_like(scores, dtype=torch.bool)
         out = self.selector(kf, cell_boxes, valid, txt, scores=scores)
         return out["feat"]
+
+    def contrastive_pair(self, batch):
+        return clip_pair(self.selector.clip, self.tokenizer, batch["keyframe"], batch["text"])

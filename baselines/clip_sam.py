@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ravar_bench.encoders.checkpoint import load_into
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair
 from ravar_bench.encoders.pixel_norm import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 from ravar_bench.encoders.regions import ClipRegionSelector, boxes_from_binary_masks, local_weights_file, renormalise
 from ravar_bench.method import Method
@@ -151,3 +151,6 @@ class CLIPSAM(Method):
         out = self.selector(kf, boxes, valid, txt, region_images=region_images)
         self.no_detection_count += int(out["empty"].sum())
         return out["feat"]
+
+    def contrastive_pair(self, batch):
+        return clip_pair(self.selector.clip, self.tokenizer, batch["keyframe"], batch["text"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip, encode_text_tokens
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair, encode_text_tokens
 from ravar_bench.encoders.text_video import ClipTemporalTransformer, check_references, kmedoids
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
@@ -70,3 +70,6 @@ class MeVTR(Method):
         w = torch.softmax(self.clip.logit_scale.exp().clamp(max=100) * sim, dim=1)
         ev = NORM(torch.einsum("bk,bke->be", w, events), dim=-1)
         return torch.cat([ev, txt, ev * txt, NORM(events.mean(1), dim=-1)], dim=-1)
+
+    def contrastive_pair(self, batch):
+        return clip_pair(self.clip, self.tokenizer, batch["video"], batch["text"])

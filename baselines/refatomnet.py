@@ -173,6 +173,16 @@ class RefAtomNetStreams(Method):
             x = self.p_rt(tok)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padding tokens contribute nothing
 
+    def contrastive_pair(self, batch: dict):
+        """BLIP-2's ITC on Eq. 1's streams: the Q-Former's queries without text (averaged over frames; the
+        best-matching query counts) against its text-only pass over P_RT(V_RT) at the first token. Only the
+        Q-Former text path has one (the other paths have no text tower of BLIP-2's)."""
+        if self.text_path != "qformer" or "text_tokens" not in self.needs:
+            return None
+        tok, mask = self.text_inputs(batch)
+        text = self.visual.encode_text(self.p_rt(tok), mask)[:, 0]
+        return self.encode_visual({"video": batch["video"]}), text
+
     def eq1_joint(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 1 (paper, text_path "qformer"): t^VT, t^RT = V_VL(V_VT(x^VT), P_RT(V_RT(x^RT))). The sentence enters
         the Q-Former beside each frame's queries; queries and text share its self-attention. Returns the queries

@@ -216,3 +216,12 @@ class Singularity(Method):
         if self.ensemble == "max":
             return per_frame.max(1).values
         return torch.logsumexp(per_frame, dim=1)
+
+    def contrastive_pair(self, batch):
+        """Singularity's vision-text contrastive pretraining pair: BEiT's [CLS] (after its LayerNorm, averaged over
+        the clip's frames) against the text encoder's [CLS] of the caption."""
+        video = batch["video"]
+        enc = tokenize_truncating(self.tokenizer, batch["text"], self.max_text_len, self.method_name)
+        ids, mask = enc["input_ids"].to(video.device), enc["attention_mask"].to(video.device)
+        text = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+        return self.encode_frames(video)[:, :, 0].mean(dim=1), text

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ravar_bench.encoders.clip import ClipTokenizer, build_clip, encode_text_tokens
+from ravar_bench.encoders.clip import ClipTokenizer, build_clip, clip_pair, encode_text_tokens
 from ravar_bench.encoders.text_video import ClipTemporalTransformer, check_references, load_hf_local
 from ravar_bench.method import Method
 from ravar_bench.registry import register_method
@@ -177,3 +177,8 @@ class XCLIP(Method):
         towers = self._clip_towers if self.towers == "clip" else self._hf_towers
         v, s, frames, words, mask = towers(video, ids)
         return torch.cat([v, s, self.aosm(v, s, frames, words, mask)], dim=-1)
+
+    def contrastive_pair(self, batch):
+        if self.towers != "clip":  # XCLIPModel's towers were pretrained by their publishers, not here
+            return None
+        return clip_pair(self.clip, self.tokenizer, batch["video"], batch["text"])

@@ -87,7 +87,7 @@ opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=P.RECIPE["weight_decay"
 for epoch in range(args.epochs):
     method.train()
     head.train()
-    for crop, y, a in P._batches(needs, train_loader, text_cache, base_cfg, args.size, table):
+    for crop, y, a, _ in P._batches(needs, train_loader, text_cache, base_cfg, args.size, table):
         loss = pretext_loss(P._forward(method, head, crop), y, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()

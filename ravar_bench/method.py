@@ -107,3 +107,10 @@ class Method(FrozenStaysEval):
 
     def forward(self, batch: dict) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def contrastive_pair(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The family's own image-text pretext (``ravar-bench pretrain``; e19 in benchmarks/default_levers.md): the
+        visual and the text embedding its towers give for ``batch`` (a person crop whose ``text`` is a caption),
+        ``visual`` (B, E) or (B, K, E) (K alternatives, e.g. BLIP-2's queries: the best-matching one counts) and
+        ``text`` (B, E). None: the method has no such pair (its towers learn the pretext head's targets only)."""
+        return None

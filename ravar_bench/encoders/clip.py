@@ -99,3 +99,17 @@ def encode_text_tokens(model: nn.Module, ids: torch.Tensor, normalize: bool = Fa
     if normalize:
         pooled, x = nn.functional.normalize(pooled, dim=-1), nn.functional.normalize(x, dim=-1)
     return pooled, x, mask
+
+
+def clip_pair(model: nn.Module, tokenizer: ClipTokenizer, pixels: torch.Tensor, captions: list[str]):
+    """CLIP's own image-text pair (the pretraining's contrastive pretext, ``Method.contrastive_pair``): the image
+    tower's embedding of the key frame (B, 3, H, W), or of each frame L2-normalised and averaged over the clip
+    (B, T, 3, H, W), as CLIP4Clip's meanP pools; and the text tower's sentence vector of each caption."""
+    if pixels.dim() == 5:
+        b, t = pixels.shape[:2]
+        frames = model.encode_image(pixels.flatten(0, 1)).view(b, t, -1)
+        visual = nn.functional.normalize(frames, dim=-1).mean(1)
+    else:
+        visual = model.encode_image(pixels)
+    text = encode_text_tokens(model, tokenizer(captions).to(pixels.device))[0]
+    return visual, text

@@ -35,3 +35,28 @@ def attribute_table(root) -> dict[str, list[int]]:
 
 def attrs_of(batch: dict, table: dict) -> torch.Tensor:
     return torch.tensor([table[k] for k in batch["key"]], dtype=torch.long)
+
+
+# The corpus's own captions for the image-text pretext (e19): none is one of the benchmark's reference templates
+# (data.synthetic.TEMPLATES / HELDOUT_TEMPLATES), and they read only the person's own fields (no position, no size,
+# no other person), so nothing refers
+CAPTION_TEMPLATES = (
+    "a photo of a {noun} in a {shirt} shirt and {trousers} trousers, {headwear}",
+    "a {noun} wearing {shirt} on top and {trousers} below, with {headwear}",
+    "{headwear}, a {shirt} top and {trousers} trousers: a {noun}",
+    "picture of one {noun}: {shirt} shirt, {trousers} trousers, {headwear}",
+)
+
+
+def caption_of(key: str, fields: dict) -> str:
+    """One caption per person clip, its template picked by a CRC32 of the instance key (the same on every run)."""
+    import zlib
+
+    template = CAPTION_TEMPLATES[zlib.crc32(key.encode()) % len(CAPTION_TEMPLATES)]
+    return template.format(**{k: fields[k] for k in ("noun", "shirt", "trousers", "headwear")})
+
+
+def caption_table(root) -> dict[str, str]:
+    """Instance key -> its caption, from the generator's attributes.json."""
+    fields = json.loads((root / "attributes.json").read_text())
+    return {k: caption_of(k, v) for k, v in fields.items()}

@@ -78,3 +78,46 @@ def pretext_score(logits: np.ndarray, actions: np.ndarray, attrs: np.ndarray) ->
         out[f"{g}_acc"] = round(100 * float((lg.argmax(1).numpy() == attrs[:, k]).mean()), 2)
         out[f"{g}_acc_chance"] = round(100 * float(np.bincount(attrs[:, k]).max() / len(attrs)), 2)
     return out
+
+
+CONTRASTIVE = dict(weight=1.0, temperature=0.07)  # e19: fixed before its run (benchmarks/default_levers.md)
+
+
+def pair_similarity(visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity (B_visual, B_text); a visual (B, K, E) counts its best-matching alternative (BLIP-2's ITC
+    takes the best of its queries)."""
+    if visual.shape[-1] != text.shape[-1]:
+        raise ValueError(f"contrastive pair: visual width {visual.shape[-1]} != text width {text.shape[-1]}")
+    v, t = F.normalize(visual.float(), dim=-1), F.normalize(text.float(), dim=-1)
+    if v.dim() == 2:
+        return v @ t.T
+    return torch.einsum("bke,ce->bkc", v, t).max(dim=1).values
+
+
+def same_caption(captions: list[str]) -> torch.Tensor:
+    """(B, B) bool: which clips of the batch carry the same caption (each is a positive of the others)."""
+    ids = {c: i for i, c in enumerate(dict.fromkeys(captions))}
+    idx = torch.tensor([ids[c] for c in captions])
+    return idx[:, None] == idx[None, :]
+
+
+def contrastive_loss(visual: torch.Tensor, text: torch.Tensor, captions: list[str],
+                     temperature: float = CONTRASTIVE["temperature"]) -> torch.Tensor:
+    """Symmetric InfoNCE (CLIP's), where clips with the same caption are positives of each other: the target of
+    each row spreads evenly over its positives (otherwise identical captions would be pushed apart)."""
+    logits = pair_similarity(visual, text) / temperature
+    pos = same_caption(captions).float().to(logits.device)
+    target = pos / pos.sum(1, keepdim=True)  # symmetric: clips with one caption have the same number of positives
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def caption_retrieval(visual: torch.Tensor, text: torch.Tensor, captions: list[str]) -> dict:
+    """Held-out: the share of clips whose best-matching caption, among the distinct captions of the held-out set,
+    is their own (in %), beside the most frequent caption's share (what a constant answer gets)."""
+    first = {c: i for i, c in reversed(list(enumerate(captions)))}
+    distinct = list(dict.fromkeys(captions))
+    sim = pair_similarity(visual, text[[first[c] for c in distinct]])
+    own = torch.tensor([distinct.index(c) for c in captions])
+    counts = torch.bincount(own)
+    return {"caption_R1": round(100 * float((sim.argmax(1) == own).float().mean()), 2),
+            "caption_R1_chance": round(100 * float(counts.max() / len(captions)), 2)}

@@ -1,13 +1,16 @@
 """``ravar-bench pretrain``: the same recipe for every tiny method's instance at each input size it is built for.
 
 Recipe (one for all, fixed before the runs): the method's tiny instance (every part trains, the visual towers the
-benchmark freezes included: :func:`unfrozen_keys`; the frozen text encoder's features are inputs) reads person-centred clips of the pretraining corpus (cropped around the
-true box from the frames as stored, resampled to the instance's input size: exactly what the actor pass feeds it)
-with the actor pass's fixed sentence, and :class:`PretextHead` predicts the person's actions and appearance
-(:mod:`.pretext`). AdamW (lr 2e-3, weight decay 0.01), batch 16, linear warm-up over 10% of the steps then linear
-decay to zero, gradient clipping at 1.0, :data:`EPOCHS` passes over the corpus, seed 0. The held-out score is
-computed on the corpus's own val movies. Deterministic for a given machine and thread count; resumable after
-every epoch (``OUT/.partial/``); a file whose manifest entry matches the current code's recipe is kept.
+benchmark freezes included: :func:`unfrozen_keys`; the frozen text encoder's features are inputs) reads
+person-centred clips of the pretraining corpus (cropped around the true box from the frames as stored, resampled to
+the instance's input size: exactly what the actor pass feeds it) with the actor pass's fixed sentence, and
+:class:`PretextHead` predicts the person's actions and appearance (:mod:`.pretext`). A family with an image-text
+pretext of its own (:meth:`Method.contrastive_pair`: the CLIP, BLIP-2 and Singularity towers; e19) also matches
+each crop to its caption (``corpus.CAPTION_TEMPLATES``) by symmetric InfoNCE (:data:`.pretext.CONTRASTIVE`).
+AdamW (lr 2e-3, weight decay 0.01), batch 16, linear warm-up over 10% of the steps then linear decay to zero,
+gradient clipping at 1.0, :data:`EPOCHS` passes over the corpus, seed 0. The held-out score is computed on the
+corpus's own val movies. Deterministic for a given machine and thread count; resumable after every epoch
+(``OUT/.partial/``); a file whose manifest entry matches the current code's recipe is kept.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ from ..factory import actor_config, model_kwargs
 from ..files.atomic import atomic_write
 from ..model.actor_crop import ACTOR_SENTENCE, actor_batch
 from ..registry import METHODS
-from .corpus import CORPUS, attribute_table, attrs_of, corpus_record
-from .pretext import PretextHead, pretext_loss, pretext_score
+from ..method import Method
+from .corpus import CORPUS, attribute_table, attrs_of, caption_table, corpus_record
+from .pretext import CONTRASTIVE, PretextHead, caption_retrieval, contrastive_loss, pretext_loss, pretext_score
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,14 @@ def instance_config(name: str, size: int, cfg_options: dict | None = None, train
     return cfg, actor_config(cfg, size if size != cfg.data.img_size else None)
 
 
-def _batches(model_needs, loader, text_cache, cfg, size, table):
+def uses_pair(name: str) -> bool:
+    """Whether ``name``'s family has an image-text pretext of its own (:meth:`Method.contrastive_pair`) and the
+    recipe gives it weight (e19)."""
+    return CONTRASTIVE["weight"] > 0 and METHODS.get(name).contrastive_pair is not Method.contrastive_pair
+
+
+def _batches(model_needs, loader, text_cache, cfg, size, table, captions=None):
+    """(person crop, actions, attributes, captions or None) per batch of the corpus."""
     for batch in loader:
         if not batch["key"]:
             continue
@@ -85,7 +96,14 @@ def _batches(model_needs, loader, text_cache, cfg, size, table):
         batch["actor_text"] = {k: batch[k] for k in TEXT_KEYS if k in batch}
         batch = normalise_batch(batch, cfg.data.mean, cfg.data.std)
         crop = actor_batch(batch, batch["box"], size=size)
-        yield crop, batch["labels"], attrs_of(batch, table)
+        caps = [captions[k] for k in batch["key"]] if captions is not None else None
+        yield crop, batch["labels"], attrs_of(batch, table), caps
+
+
+def _caption_batch(crop: dict, caps: list[str], text_cache, needs) -> dict:
+    """The person crop reading its caption instead of the actor pass's sentence (frozen text features included)."""
+    feats = text_cache.add_to_batch({"text": caps}, set(needs) & {"text_emb", "text_tokens"})
+    return {**crop, "text": caps, **{k: feats[k] for k in TEXT_KEYS if k in feats}}
 
 
 def _forward(method, head, crop):
@@ -95,20 +113,29 @@ def _forward(method, head, crop):
 
 
 @torch.no_grad()
-def _score(method, head, loader, needs, text_cache, cfg, size, table) -> dict:
+def _score(method, head, loader, needs, text_cache, cfg, size, table, captions=None) -> dict:
+    """The held-out pretext score; with ``captions``, also caption retrieval by the method's contrastive pair."""
     method.eval()
     head.eval()
-    logits, acts, attrs = [], [], []
-    for crop, y, a in _batches(needs, loader, text_cache, cfg, size, table):
+    logits, acts, attrs, vis, txt, all_caps = [], [], [], [], [], []
+    for crop, y, a, caps in _batches(needs, loader, text_cache, cfg, size, table, captions):
         logits.append(_forward(method, head, crop).float().numpy())
         acts.append(y.numpy())
         attrs.append(a.numpy())
-    return pretext_score(np.concatenate(logits), np.concatenate(acts), np.concatenate(attrs))
+        if caps is not None:
+            v, t = method.contrastive_pair(_caption_batch(crop, caps, text_cache, needs))
+            vis.append(v.float())
+            txt.append(t.float())
+            all_caps += caps
+    score = pretext_score(np.concatenate(logits), np.concatenate(acts), np.concatenate(attrs))
+    if all_caps:
+        score.update(caption_retrieval(torch.cat(vis), torch.cat(txt), all_caps))
+    return score
 
 
 def recipe_entry(name: str, size: int) -> dict:
     return {"recipe": RECIPE, "corpus": corpus_record(), "command": remake_command(name), "size": size,
-            "unfrozen": unfrozen_keys(name)}
+            "unfrozen": unfrozen_keys(name), **({"contrastive": CONTRASTIVE} if uses_pair(name) else {})}
 
 
 def up_to_date(name: str, size: int, method, folder: Path) -> bool:
@@ -117,7 +144,8 @@ def up_to_date(name: str, size: int, method, folder: Path) -> bool:
     entry = read_manifest(folder)["files"].get(file_name(name, size))
     return bool(entry) and (folder / file_name(name, size)).is_file() and entry.get("recipe") == RECIPE and \
         entry.get("corpus") == corpus_record() and entry.get("architecture") == architecture(method) and \
-        entry.get("unfrozen", []) == unfrozen_keys(name)
+        entry.get("unfrozen", []) == unfrozen_keys(name) and entry.get("contrastive") == \
+        (CONTRASTIVE if uses_pair(name) else None)
 
 
 def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: bool = True,
@@ -136,6 +164,7 @@ def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: 
     head = PretextHead(method.feat_dim)
     needs = set(method.needs) | stored_resolution(method.needs)
     table = attribute_table(source.root)
+    captions = caption_table(source.root) if uses_pair(name) else None
     data_cfg = base_cfg.copy()  # the clip as the benchmark's data config decodes it; the crop is made from *_full
     data_cfg.train.batch_size = RECIPE["batch_size"]
     gen = torch.Generator().manual_seed(RECIPE["seed"])
@@ -166,8 +195,11 @@ def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: 
         method.train()
         head.train()
         t0 = time.time()
-        for crop, y, a in _batches(needs, train_loader, text_cache, base_cfg, size, table):
+        for crop, y, a, caps in _batches(needs, train_loader, text_cache, base_cfg, size, table, captions):
             loss = pretext_loss(_forward(method, head, crop), y, a)
+            if caps is not None:
+                pair = method.contrastive_pair(_caption_batch(crop, caps, text_cache, needs))
+                loss = loss + CONTRASTIVE["weight"] * contrastive_loss(*pair, caps)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"pretrain {name}@{size}: non-finite loss at epoch {epoch + 1}")
             opt.zero_grad(set_to_none=True)
@@ -183,7 +215,7 @@ def pretrain_one(name: str, size: int, source, text_cache, out: Path, progress: 
                  "epoch": epoch + 1, "epochs": epochs, "seconds": spent, "architecture": architecture(method)}
         atomic_write(partial, lambda tmp: torch.save(state, tmp))
     bar.close()
-    score = _score(method, head, val_loader, needs, text_cache, base_cfg, size, table)
+    score = _score(method, head, val_loader, needs, text_cache, base_cfg, size, table, captions)
     entry = {**recipe_entry(name, size), "recipe": {**RECIPE, "epochs": epochs}, "steps": total,
              "train_seconds": round(spent, 1), "threads": torch.get_num_threads(), "pretext_val": score,
              **(code or {})}
@@ -196,6 +228,8 @@ def describe(name: str, size: int, entry: dict) -> str:
     s = entry["pretext_val"]
     attrs = ", ".join(f"{g} {s[f'{g}_acc']:.1f}% ({s[f'{g}_acc_chance']:.1f})" for g in ("shirt", "trousers",
                                                                                           "headwear", "noun"))
+    if "caption_R1" in s:
+        attrs += f"; caption R@1 {s['caption_R1']:.1f}% ({s['caption_R1_chance']:.1f})"
     return (f"{name}@{size}: pretext (held-out) action mAP {s['action_mAP']:.1f} (constant predictor "
             f"{s['action_mAP_chance']:.1f}); accuracy (majority class) {attrs}; {entry['steps']} steps, "
             f"{entry['train_seconds']:.0f} s; sha256 {entry.get('sha256', '?')[:12]}")
@@ -233,4 +267,4 @@ def pretrain(methods: list[str], out: str | Path | None = None, progress: bool =
     return made
 
 
-__all__ = ["pretrain", "pretrain_one", "RECIPE", "EPOCHS", "sizes_of", "unfrozen_keys"]
+__all__ = ["pretrain", "pretrain_one", "RECIPE", "EPOCHS", "sizes_of", "unfrozen_keys", "uses_pair"]
