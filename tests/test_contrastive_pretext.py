@@ -24,6 +24,12 @@ VISUAL_PART = {"clip4clip": "clip.visual.", "xclip": "clip.visual.", "mevtr": "c
                "singularity": "vision_encoder."}
 
 
+@pytest.fixture(autouse=True)
+def _pair_on(monkeypatch):
+    """The pair as e19 built it, whether or not the shipped default uses it (a weight of 0 turns it off)."""
+    monkeypatch.setitem(CONTRASTIVE, "weight", 1.0)
+
+
 def test_the_families_with_a_pair_are_the_clip_blip2_and_singularity_ones():
     have = {n for n in resolve_methods("all") if P.uses_pair(n)}
     assert have == set(TEXT_PART)

@@ -80,7 +80,10 @@ def pretext_score(logits: np.ndarray, actions: np.ndarray, attrs: np.ndarray) ->
     return out
 
 
-CONTRASTIVE = dict(weight=1.0, temperature=0.07)  # e19: fixed before its run (benchmarks/default_levers.md)
+# e19 (benchmarks/default_levers.md): the pair's loss as built and run (weight 1, temperature 0.07); the shipped files
+# are e18's, made without it (weight 0), until e19 is judged against e18 on one machine. Its ten @32 files: commit
+# 44f44c5 (git checkout 44f44c5 -- ravar_bench/weights/tiny), or remade with weight 1 by `ravar-bench pretrain`
+CONTRASTIVE = dict(weight=0.0, temperature=0.07)
 
 
 def pair_similarity(visual: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,9 @@ benchmark freezes included: :func:`unfrozen_keys`; the frozen text encoder's fea
 person-centred clips of the pretraining corpus (cropped around the true box from the frames as stored, resampled to
 the instance's input size: exactly what the actor pass feeds it) with the actor pass's fixed sentence, and
 :class:`PretextHead` predicts the person's actions and appearance (:mod:`.pretext`). A family with an image-text
-pretext of its own (:meth:`Method.contrastive_pair`: the CLIP, BLIP-2 and Singularity towers; e19) also matches
-each crop to its caption (``corpus.CAPTION_TEMPLATES``) by symmetric InfoNCE (:data:`.pretext.CONTRASTIVE`).
+pretext of its own (:meth:`Method.contrastive_pair`: the CLIP, BLIP-2 and Singularity towers; e19) can also match
+each crop to its caption (``corpus.CAPTION_TEMPLATES``) by symmetric InfoNCE, at the weight
+:data:`.pretext.CONTRASTIVE` gives (0 for the shipped files until e19 is judged: benchmarks/default_levers.md).
 AdamW (lr 2e-3, weight decay 0.01), batch 16, linear warm-up over 10% of the steps then linear decay to zero,
 gradient clipping at 1.0, :data:`EPOCHS` passes over the corpus, seed 0. The held-out score is computed on the
 corpus's own val movies. Deterministic for a given machine and thread count; resumable after every epoch
