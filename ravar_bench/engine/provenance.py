@@ -101,12 +101,30 @@ def package_versions() -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo's "model name"), else ``platform.processor()``."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def device_name(device) -> str:
+    """The GPU's name, or on CPU the processor, the vector instructions torch uses and the thread count: results
+    differ between CPUs of one kind of lent machine (benchmarks/default_levers.md, session 13), so a row says which."""
     import torch
 
     dev = torch.device(device)
     if dev.type == "cuda" and torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(dev)})"
+    if dev.type == "cpu":
+        return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
     return str(dev)
 
 
