@@ -93,12 +93,14 @@ class BLIPv2(Method):
             return
         self.embeddings.load_state_dict(own, strict=False)
 
+    def _tokens(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = tokenize_truncating(self.tokenizer, texts, self.max_text_len, self.method_name)
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
     def forward(self, batch):
         video = batch["video"]
         self.check_video(video, self.num_frames, self.img_size)
-        refs = check_references(batch["text"], self.method_name)
-        enc = tokenize_truncating(self.tokenizer, refs, self.max_text_len, self.method_name)
-        ids, mask = enc["input_ids"].to(video.device), enc["attention_mask"].to(video.device)
+        ids, mask = self._tokens(check_references(batch["text"], self.method_name), video.device)
         text_embeds = self.embeddings(input_ids=ids)
         joint = self.encoder(video, text_embeds, mask, clip_keys=batch.get("clip_key"))                       # (B, T, Q, H): queries after text
         txt = self.encoder.qformer(query_embeds=text_embeds, query_length=0,
@@ -108,7 +110,6 @@ class BLIPv2(Method):
     def contrastive_pair(self, batch):
         """BLIP-2's ITC: each frame's queries without text (averaged over frames; the best-matching query counts)
         against the Q-Former's text-only [CLS]."""
-        enc = tokenize_truncating(self.tokenizer, batch["text"], self.max_text_len, self.method_name)
-        ids, mask = enc["input_ids"].to(batch["video"].device), enc["attention_mask"].to(batch["video"].device)
+        ids, mask = self._tokens(batch["text"], batch["video"].device)
         text = self.encoder.encode_text(self.embeddings(input_ids=ids), mask)[:, 0]
         return self.encoder(batch["video"]).mean(dim=1), text

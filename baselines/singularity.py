@@ -194,12 +194,15 @@ class Singularity(Method):
         out = self.fusion(question, attention_mask=ext, encoder_hidden_states=image_embeds).last_hidden_state
         return out[:, 0]
 
+    def _tokens(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = tokenize_truncating(self.tokenizer, texts, self.max_text_len, self.method_name)
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
     def forward(self, batch):
         video = batch["video"]
         self.check_video(video, self.num_frames, self.img_size)
         questions = [as_question(r) for r in check_references(batch["text"], self.method_name)]
-        enc = tokenize_truncating(self.tokenizer, questions, self.max_text_len, self.method_name)
-        ids, qmask = enc["input_ids"].to(video.device), enc["attention_mask"].to(video.device)
+        ids, qmask = self._tokens(questions, video.device)
         q = self.text_encoder(input_ids=ids, attention_mask=qmask).last_hidden_state
         b, t = video.shape[:2]
         if self.training:  # single-frame training: one random frame per clip
@@ -221,7 +224,6 @@ class Singularity(Method):
         """Singularity's vision-text contrastive pretraining pair: BEiT's [CLS] (after its LayerNorm, averaged over
         the clip's frames) against the text encoder's [CLS] of the caption."""
         video = batch["video"]
-        enc = tokenize_truncating(self.tokenizer, batch["text"], self.max_text_len, self.method_name)
-        ids, mask = enc["input_ids"].to(video.device), enc["attention_mask"].to(video.device)
+        ids, mask = self._tokens(batch["text"], video.device)
         text = self.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
         return self.encode_frames(video)[:, :, 0].mean(dim=1), text

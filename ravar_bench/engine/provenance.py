@@ -101,6 +101,7 @@ def package_versions() -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)  # every result row asks; the processor does not change
 def cpu_model() -> str:
     """The processor's name (Linux: /proc/cpuinfo's "model name"), else ``platform.processor()``."""
     import platform

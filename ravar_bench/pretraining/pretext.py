@@ -120,7 +120,8 @@ def caption_retrieval(visual: torch.Tensor, text: torch.Tensor, captions: list[s
     first = {c: i for i, c in reversed(list(enumerate(captions)))}
     distinct = list(dict.fromkeys(captions))
     sim = pair_similarity(visual, text[[first[c] for c in distinct]])
-    own = torch.tensor([distinct.index(c) for c in captions])
+    column = {c: k for k, c in enumerate(distinct)}
+    own = torch.tensor([column[c] for c in captions])
     counts = torch.bincount(own)
     return {"caption_R1": round(100 * float((sim.argmax(1) == own).float().mean()), 2),
             "caption_R1_chance": round(100 * float(counts.max() / len(captions)), 2)}
